@@ -6,30 +6,33 @@
  * try { await startMigration(m, { source, target }) }
  * catch (e) { if (e instanceof MidflightError && e.code === 'TARGET_COLUMN_MISSING') ... }
  */
-export type ErrorCode =
-  | 'MIGRATION_NAME_INVALID'
-  | 'NO_TABLES'
-  | 'IDENTIFIER_INVALID'
-  | 'SOURCE_TABLE_MISSING'
-  | 'TARGET_TABLE_MISSING'
-  | 'NO_PRIMARY_KEY'
-  | 'KEY_COLUMN_MISSING'
-  | 'TARGET_KEY_COLUMN_MISSING'
-  | 'KEY_TYPE_MISMATCH'
-  | 'KEY_NOT_UNIQUE_IN_TARGET'
-  | 'SOURCE_COLUMN_MISSING'
-  | 'TARGET_COLUMN_MISSING'
-  | 'TARGET_COLUMN_UNFILLED'
-  | 'DUPLICATE_MAPPING'
-  | 'DUPLICATE_TARGET_TABLE'
-  | 'INVALID_STAGE'
-  | 'INVALID_OPTION'
-  | 'TRANSFORM_INVALID'
-  | 'VERSION_COLUMN_MISSING'
-  | 'UNSUPPORTED_DATABASE'
-  | 'MIRROR_FAILED'
-  | 'FLAGS_UNAVAILABLE'
-  | 'ENGINE_CLOSED';
+/** Every code a `MidflightError` can carry. */
+export const midflightErrorCodes = [
+  'MIGRATION_NAME_INVALID',
+  'NO_TABLES',
+  'IDENTIFIER_INVALID',
+  'SOURCE_TABLE_MISSING',
+  'TARGET_TABLE_MISSING',
+  'NO_PRIMARY_KEY',
+  'KEY_COLUMN_MISSING',
+  'TARGET_KEY_COLUMN_MISSING',
+  'KEY_TYPE_MISMATCH',
+  'KEY_NOT_UNIQUE_IN_TARGET',
+  'SOURCE_COLUMN_MISSING',
+  'TARGET_COLUMN_MISSING',
+  'TARGET_COLUMN_UNFILLED',
+  'DUPLICATE_MAPPING',
+  'DUPLICATE_TARGET_TABLE',
+  'INVALID_STAGE',
+  'INVALID_OPTION',
+  'TRANSFORM_INVALID',
+  'VERSION_COLUMN_MISSING',
+  'UNSUPPORTED_DATABASE',
+  'MIRROR_FAILED',
+  'FLAGS_UNAVAILABLE',
+  'ENGINE_CLOSED',
+] as const;
+export type ErrorCode = (typeof midflightErrorCodes)[number];
 
 export class MidflightError extends Error {
   override readonly name: string = 'MidflightError';

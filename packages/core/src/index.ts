@@ -3,7 +3,7 @@ export { type Change, type Key, keyId, keyOf, type Row } from './change.js';
 export { currentContext, type RequestContext, withContext } from './context.js';
 export { type Dialect, detectDialect } from './dialect.js';
 export { Engine, type StartOptions, startMigration } from './engine.js';
-export { ConfigError, type ErrorCode, MidflightError, safeReason } from './errors.js';
+export { ConfigError, type ErrorCode, MidflightError, midflightErrorCodes, safeReason } from './errors.js';
 export { EnvFlags, type FlagProvider, type FlagState, JsonFileFlags, StaticFlags } from './flags.js';
 export type { ColumnInfo, TableInfo } from './introspect.js';
 export { consoleLogger, type Logger, type LogLevel, silentLogger } from './logger.js';

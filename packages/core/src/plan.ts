@@ -19,6 +19,9 @@ export interface TablePlan {
   /** A target row can be mapped back to a source row (needed from `rampdown` on). */
   readonly reversible: boolean;
   readonly config: TableConfig;
+  /** The table has unique keys besides the mirror key (upserts must not fire on them). */
+  readonly sourceOtherUniques: boolean;
+  readonly targetOtherUniques: boolean;
   /** How to compare each target column across engines. */
   readonly compareAs: ReadonlyMap<string, CompareKind>;
   toTarget(row: Row): Row;
@@ -170,6 +173,8 @@ export function planTable(
     queryCompatible: !renamed && transform === undefined,
     reversible: transform === undefined || reverse !== undefined,
     config,
+    sourceOtherUniques: source.uniqueKeys.some((u) => !sameAs(u, sourceKey)),
+    targetOtherUniques: target.uniqueKeys.some((u) => !sameSet(u)),
     compareAs: compareKinds(pairs, source, target),
     toTarget,
     toSource,
@@ -185,6 +190,10 @@ function encodeJson(row: Row, jsonColumns: ReadonlySet<string>): Row {
     if (v !== null && v !== undefined && typeof v !== 'string') row[c] = JSON.stringify(v);
   }
   return row;
+}
+
+function sameAs(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((c) => b.includes(c));
 }
 
 function compareKinds(pairs: Array<[string, string]>, source: TableInfo, target: TableInfo): Map<string, CompareKind> {

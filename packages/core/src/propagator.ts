@@ -203,7 +203,7 @@ export class Propagator {
       if (row === null) deletes.push(i.key);
       else upserts.push(fromSource ? plan.toTarget(row) : plan.toSource(row));
     }
-    await toStore.upsert(toTable, toKey, upserts);
+    await toStore.upsert(toTable, toKey, upserts, fromSource ? plan.targetOtherUniques : plan.sourceOtherUniques);
     await toStore.deleteByKeys(toTable, toKey, deletes);
     this.deps.metrics.mirrored.inc(
       { migration: this.label, table, direction: `${from}_to_${fromSource ? 'target' : 'source'}` },

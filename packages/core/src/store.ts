@@ -32,12 +32,43 @@ export class KnexStore {
     return out;
   }
 
-  /** Inserts or replaces whole rows by key, sorted by key so that concurrent batches lock in one order. */
-  async upsert(table: string, keyColumns: readonly string[], rows: readonly Row[]): Promise<void> {
+  /**
+   * Inserts or replaces whole rows by key, sorted by key so that concurrent batches lock in one
+   * order. `otherUniques`: the table has unique keys besides `keyColumns` — MySQL's
+   * `ON DUPLICATE KEY UPDATE` would then fire on any of them and rewrite another row (even its
+   * key), so rows are updated or inserted by key instead, and a clash is an error.
+   */
+  async upsert(
+    table: string,
+    keyColumns: readonly string[],
+    rows: readonly Row[],
+    otherUniques = false,
+  ): Promise<void> {
     if (rows.length === 0) return;
     const sorted = [...rows].sort((a, b) =>
       cmp(keyId(keyColumns.map((c) => a[c])), keyId(keyColumns.map((c) => b[c]))),
     );
+    if (otherUniques && this.dialect.family === 'mysql') {
+      await this.knex.transaction(async (trx) => {
+        const keys = sorted.map((r) => keyColumns.map((c) => r[c]));
+        const found = await whereKeys(
+          trx(table)
+            .select([...keyColumns])
+            .forUpdate(),
+          keyColumns,
+          keys,
+        );
+        const exists = new Set((found as Row[]).map((r) => keyId(keyColumns.map((c) => r[c]))));
+        const inserts: Row[] = [];
+        for (const row of sorted) {
+          const key = keyColumns.map((c) => row[c]);
+          if (!exists.has(keyId(key))) inserts.push(row);
+          else await whereKeys(trx(table).update(row), keyColumns, [key]);
+        }
+        if (inserts.length) await trx(table).insert(inserts);
+      });
+      return;
+    }
     const q = this.knex(table).insert(sorted);
     const allKey = Object.keys(sorted[0] ?? {}).every((c) => keyColumns.includes(c));
     await (allKey ? q.onConflict([...keyColumns]).ignore() : q.onConflict([...keyColumns]).merge());

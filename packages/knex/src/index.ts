@@ -442,13 +442,13 @@ class KnexBinding {
     return scope;
   }
 
+  /** Knex's `batchInsert`, through the wrapper: one transaction, chunked inserts, all captured. */
   private batchInsert(k: Knex, table: string, rows: Row[], size: number): Promise<unknown[]> {
     const db = this.wrap(k);
     return db.transaction(async (trx) => {
       const out: unknown[] = [];
-      for (let i = 0; i < rows.length; i += size)
-        out.push(...((await trx(table).insert(rows.slice(i, i + size))) as unknown[]));
-      return out;
+      for (let i = 0; i < rows.length; i += size) out.push(await trx(table).insert(rows.slice(i, i + size)));
+      return out.flat();
     });
   }
 

@@ -1,4 +1,4 @@
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { isStage, type Stage } from './stage.js';
 
@@ -69,6 +69,8 @@ export class JsonFileFlags implements FlagProvider {
   private states = new Map<string, FlagState>();
   private readonly listeners = new Set<() => void>();
   private lastError: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private seen = '';
 
   constructor(
     readonly path: string,
@@ -76,8 +78,24 @@ export class JsonFileFlags implements FlagProvider {
   ) {}
 
   async start(): Promise<void> {
+    this.poll();
+    // Polling a stat is cheap and, unlike fs.watch/watchFile, behaves the same when the file is
+    // missing, replaced by rename (how editors and deploy tools write) or on a network mount.
+    this.timer = setInterval(() => this.poll(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  private poll(): void {
+    let stamp: string;
+    try {
+      const st = statSync(this.path);
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      stamp = 'missing';
+    }
+    if (stamp === this.seen) return;
+    this.seen = stamp;
     this.reload();
-    watchFile(this.path, { interval: this.intervalMs, persistent: false }, () => this.reload());
   }
 
   get(migration: string): FlagState | undefined {
@@ -110,7 +128,7 @@ export class JsonFileFlags implements FlagProvider {
   }
 
   close(): void {
-    unwatchFile(this.path);
+    clearInterval(this.timer);
   }
 }
 

@@ -9,6 +9,10 @@ export default defineConfig({
       { find: /^@midflight\/core\/testing$/, replacement: src('core/src/testing/index.ts') },
       { find: /^@midflight\/core$/, replacement: src('core/src/index.ts') },
       { find: /^@midflight\/knex$/, replacement: src('knex/src/index.ts') },
+      { find: /^@midflight\/prisma$/, replacement: src('prisma/src/index.ts') },
+      { find: /^@midflight\/typeorm$/, replacement: src('typeorm/src/index.ts') },
+      { find: /^@midflight\/bullmq$/, replacement: src('bullmq/src/index.ts') },
+      { find: /^@midflight\/unleash$/, replacement: src('unleash/src/index.ts') },
     ],
   },
   test: {

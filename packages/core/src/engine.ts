@@ -13,7 +13,7 @@ import type { Migration } from './migration.js';
 import { planTable, type TablePlan } from './plan.js';
 import { Propagator } from './propagator.js';
 import { type ReadDecision, routeRead } from './read-router.js';
-import { InProcessRetryQueue, type RetryQueue } from './retry-queue.js';
+import { InProcessRetryQueue, type RetryJob, type RetryQueue } from './retry-queue.js';
 import { compareResults, type Mismatch } from './shadow-compare.js';
 import { authority, mirrors, otherSide, type Side, type Stage } from './stage.js';
 import { KnexStore } from './store.js';
@@ -91,9 +91,9 @@ export class Engine {
       logger: this.logger,
       queue: this.queue,
       epoch: () => this.epochValue,
-      onSettled: (table, id) => this.settle(table, id),
+      onSettled: (table, id) => this.settleKey(table, id),
     });
-    this.queue.start((job) => this.runRetry(job.table, job.key));
+    this.queue.start((job) => this.processRetry(job));
   }
 
   /** The plan of a source table, or `undefined` when the table is not migrated. */
@@ -257,6 +257,18 @@ export class Engine {
     );
   }
 
+  /** Waits until this process has no mirror or re-check in flight (the queue may still hold jobs). */
+  async settle(timeoutMs = 30_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    let quiet = 0;
+    while (Date.now() < until) {
+      if (!this.propagator.busy) {
+        if (++quiet >= 2) return;
+      } else quiet = 0;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   /** Keys waiting for a retry, and keys given up on. */
   async queueState(): Promise<{ queued: number; deadLetters: Awaited<ReturnType<RetryQueue['deadLetters']>> }> {
     const [queued, deadLetters] = await Promise.all([this.queue.size(), this.queue.deadLetters()]);
@@ -352,8 +364,14 @@ export class Engine {
     return this.lastFlags;
   }
 
-  private async runRetry(table: string, key: readonly unknown[]): Promise<void> {
-    // Re-evaluated under the current authority: a job made before a flip must not push old data.
+  /**
+   * Runs one retry job: re-reads the row on the side that is authoritative now and mirrors it.
+   * A job made under an older epoch (before an authority flip) is re-evaluated, never replayed.
+   * Throws a reason without row values when the mirror fails (the queue retries it).
+   */
+  async processRetry(job: RetryJob): Promise<void> {
+    const { table, key } = job;
+    if (!this.plans.has(table)) throw new Error(`table "${table}" is not part of migration "${this.migration.name}"`);
     const stage = this.stage(table);
     if (!mirrors(stage)) return;
     try {
@@ -374,7 +392,7 @@ export class Engine {
     this.pendingByUser.set(userId, perTable);
   }
 
-  private settle(table: string, id: string): void {
+  private settleKey(table: string, id: string): void {
     const k = `${table}\u0000${id}`;
     const users = this.pendingByKey.get(k);
     if (!users) return;

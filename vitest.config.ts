@@ -13,6 +13,7 @@ export default defineConfig({
       { find: /^@midflight\/typeorm$/, replacement: src('typeorm/src/index.ts') },
       { find: /^@midflight\/bullmq$/, replacement: src('bullmq/src/index.ts') },
       { find: /^@midflight\/unleash$/, replacement: src('unleash/src/index.ts') },
+      { find: /^@midflight\/cli$/, replacement: src('cli/src/index.ts') },
     ],
   },
   test: {

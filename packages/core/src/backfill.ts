@@ -30,7 +30,17 @@ export async function backfillTable(
   for (;;) {
     const batch = await source.scan(plan.source, plan.sourceKey, after, chunk, plan.sourceColumns);
     if (batch.length === 0) break;
-    await propagator.mirrorRows(plan.source, 'source', batch);
+    try {
+      await propagator.mirrorRows(plan.source, 'source', batch);
+    } catch (e) {
+      // One bad row must not stop the copy: the chunk's keys go to the retry queue, key by key.
+      await propagator.fail(
+        plan.source,
+        'source',
+        batch.map((r) => plan.sourceKey.map((c) => r[c])),
+        e,
+      );
+    }
     rows += batch.length;
     const last = batch[batch.length - 1] as Record<string, unknown>;
     after = plan.sourceKey.map((c) => last[c]);

@@ -159,7 +159,8 @@ export class Propagator {
     );
   }
 
-  private async fail(table: string, from: Side, keys: readonly Key[], error: unknown): Promise<void> {
+  /** Hands keys whose mirror failed to the retry queue (with a reason free of row values). */
+  async fail(table: string, from: Side, keys: readonly Key[], error: unknown): Promise<void> {
     const reason = safeReason(error);
     const code = String((error as { code?: unknown })?.code ?? 'error').slice(0, 40);
     this.deps.metrics.mirrorFailed.inc({ migration: this.label, table, reason: code }, keys.length);

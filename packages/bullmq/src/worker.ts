@@ -7,7 +7,7 @@ import type { BullMqRetryQueue } from './retry-queue.js';
 export interface WorkerOptions {
   readonly engine: Engine;
   readonly queue: BullMqRetryQueue;
-  /** Jobs run at once in this process. Default 4. */
+  /** Jobs run at once in this process (I/O bound: several keys share one round trip). Default 16. */
   readonly concurrency?: number;
   /** Port for `/healthz` and `/metrics`; 0 picks one; undefined: no server. */
   readonly port?: number;
@@ -37,7 +37,7 @@ export interface RunningWorker {
  */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const { engine, queue } = options;
-  const worker = queue.createWorker((job) => engine.processRetry(job), options.concurrency ?? 4, {
+  const worker = queue.createWorker((job) => engine.processRetry(job), options.concurrency ?? 16, {
     ...(options.lockDuration === undefined ? {} : { lockDuration: options.lockDuration }),
     ...(options.stalledInterval === undefined ? {} : { stalledInterval: options.stalledInterval }),
   });

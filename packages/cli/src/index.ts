@@ -13,7 +13,7 @@ Usage: midflight <command> [options]
 Commands:
   status                     stage per table, retry queue depth, dead letters, spool
   worker                     run the retry worker (BullMQ) beside the app
-      --concurrency <n>      jobs at once (default 4)
+      --concurrency <n>      jobs at once (default 16)
       --port <port>          serve /healthz and /metrics (default 9464; 0 = any)
   dlq list                   dead letters: table, key, reason, attempts (never row values)
   dlq show <id>              one dead letter
@@ -79,11 +79,11 @@ export async function main(argv: readonly string[]): Promise<number> {
         const running = await startWorker({
           engine,
           queue,
-          concurrency: Number(values.concurrency ?? 4),
+          concurrency: Number(values.concurrency ?? 16),
           port: Number(values.port ?? 9464),
         });
         process.stderr.write(
-          `midflight worker: queue ${queue.name}, concurrency ${values.concurrency ?? 4}, port ${running.port}\n`,
+          `midflight worker: queue ${queue.name}, concurrency ${values.concurrency ?? 16}, port ${running.port}\n`,
         );
         await new Promise<void>((resolve) => {
           const stop = () => {

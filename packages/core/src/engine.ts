@@ -375,7 +375,7 @@ export class Engine {
     const stage = this.stage(table);
     if (!mirrors(stage)) return;
     try {
-      await this.propagator.mirrorKeys(table, authority(stage), [key]);
+      await this.propagator.mirrorKeyCoalesced(table, authority(stage), key);
     } catch (e) {
       throw new Error(safeReason(e));
     }

@@ -53,6 +53,10 @@ export class Propagator {
   private recheckScheduled = false;
   private readonly handoff: Array<{ change: Change; from: Side }> = [];
   private handoffScheduled = false;
+  private readonly coalescing = new Map<
+    string,
+    Array<{ key: Key; resolve: () => void; reject: (e: unknown) => void }>
+  >();
   private readonly label: string;
 
   constructor(private readonly deps: PropagatorDeps) {
@@ -85,6 +89,53 @@ export class Propagator {
     ]);
     clearTimeout(timer);
     this.deps.metrics.mirrorSeconds.observe({ migration: this.label, mode }, (performance.now() - started) / 1000);
+  }
+
+  /**
+   * Mirrors one key for a retry job. Calls made in the same tick for the same table are mirrored
+   * as one batch (a worker runs many jobs at once); if the batch fails, each key is tried alone so
+   * that one bad row fails only its own job.
+   */
+  mirrorKeyCoalesced(table: string, from: Side, key: Key): Promise<void> {
+    const id = `${table}\u0000${from}`;
+    let batch = this.coalescing.get(id);
+    if (!batch) {
+      const created: Array<{ key: Key; resolve: () => void; reject: (e: unknown) => void }> = [];
+      batch = created;
+      this.coalescing.set(id, created);
+      setImmediate(() => {
+        this.coalescing.delete(id);
+        void this.track(this.flushCoalesced(table, from, created));
+      });
+    }
+    const list = batch;
+    return new Promise<void>((resolve, reject) => list.push({ key, resolve, reject }));
+  }
+
+  private async flushCoalesced(
+    table: string,
+    from: Side,
+    list: Array<{ key: Key; resolve: () => void; reject: (e: unknown) => void }>,
+  ): Promise<void> {
+    try {
+      await this.mirrorBatch(
+        table,
+        from,
+        list.map((i) => ({ key: i.key })),
+        0,
+      );
+      for (const i of list) i.resolve();
+    } catch (e) {
+      if (list.length === 1) return list[0]?.reject(e);
+      for (const i of list) {
+        try {
+          await this.mirrorBatch(table, from, [{ key: i.key }], 0);
+          i.resolve();
+        } catch (err) {
+          i.reject(err);
+        }
+      }
+    }
   }
 
   /** Mirrors keys from a fresh read of the authoritative side; throws on failure (retry worker). */

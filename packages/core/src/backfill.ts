@@ -46,7 +46,9 @@ export async function backfillTable(
     after = plan.sourceKey.map((c) => last[c]);
     await options.onChunk?.({ table: plan.source, rows, lastKey: after });
     if (batch.length < chunk) break;
-    if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
+    // Yield between chunks even without a pause: on a single-connection database (PGlite) the
+    // app's queries would otherwise wait for the whole backfill.
+    await new Promise((r) => (options.pauseMs ? setTimeout(r, options.pauseMs) : setImmediate(r)));
   }
   return rows;
 }

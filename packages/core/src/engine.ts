@@ -330,7 +330,9 @@ export class Engine {
         },
       });
     }
-    await this.drain();
+    // Wait for this process's mirrors and re-checks only: keys that failed are the retry
+    // queue's now, and waiting for the whole queue would also wait for the app's live traffic.
+    await this.settle();
     return rows;
   }
 

@@ -49,24 +49,28 @@ export class KnexStore {
       cmp(keyId(keyColumns.map((c) => a[c])), keyId(keyColumns.map((c) => b[c]))),
     );
     if (otherUniques && this.dialect.family === 'mysql') {
-      await this.knex.transaction(async (trx) => {
-        const keys = sorted.map((r) => keyColumns.map((c) => r[c]));
-        const found = await whereKeys(
-          trx(table)
-            .select([...keyColumns])
-            .forUpdate(),
-          keyColumns,
-          keys,
-        );
-        const exists = new Set((found as Row[]).map((r) => keyId(keyColumns.map((c) => r[c]))));
-        const inserts: Row[] = [];
-        for (const row of sorted) {
-          const key = keyColumns.map((c) => row[c]);
-          if (!exists.has(keyId(key))) inserts.push(row);
-          else await whereKeys(trx(table).update(row), keyColumns, [key]);
-        }
-        if (inserts.length) await trx(table).insert(inserts);
-      });
+      // READ COMMITTED: no gap locks, so concurrent mirrors into an empty range do not deadlock.
+      await this.knex.transaction(
+        async (trx) => {
+          const keys = sorted.map((r) => keyColumns.map((c) => r[c]));
+          const found = await whereKeys(
+            trx(table)
+              .select([...keyColumns])
+              .forUpdate(),
+            keyColumns,
+            keys,
+          );
+          const exists = new Set((found as Row[]).map((r) => keyId(keyColumns.map((c) => r[c]))));
+          const inserts: Row[] = [];
+          for (const row of sorted) {
+            const key = keyColumns.map((c) => row[c]);
+            if (!exists.has(keyId(key))) inserts.push(row);
+            else await whereKeys(trx(table).update(row), keyColumns, [key]);
+          }
+          if (inserts.length) await trx(table).insert(inserts);
+        },
+        { isolationLevel: 'read committed' },
+      );
       return;
     }
     const q = this.knex(table).insert(sorted);

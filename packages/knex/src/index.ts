@@ -102,6 +102,15 @@ class KnexBinding {
             await scope.released;
             return r;
           };
+        } else if (prop === 'transactionProvider') {
+          // One transaction per provider, opened on first use, wrapped like `transaction()`.
+          out = (config?: Knex.TransactionConfig) => {
+            let trx: Promise<unknown> | undefined;
+            return () => {
+              trx ??= this.transaction(t, config, undefined) as Promise<unknown>;
+              return trx;
+            };
+          };
         } else if (prop === 'batchInsert') {
           out = (table: string, rows: Row[], size = 1000) => this.batchInsert(k, table, rows, size);
         } else if (typeof value === 'function') {

@@ -18,6 +18,7 @@ import { compareResults, type Mismatch } from './shadow-compare.js';
 import { authority, mirrors, otherSide, type Side, type Stage } from './stage.js';
 import { KnexStore } from './store.js';
 import { type VerifyOptions, type VerifyReport, verifyTable } from './verify.js';
+import { WriteGate } from './write-gate.js';
 
 export interface StartOptions {
   /** The source database (the app's current one). Pass the plain Knex, not a wrapped one. */
@@ -52,6 +53,10 @@ export class Engine {
   private readonly pendingByUser = new Map<string, Map<string, number>>();
   private readonly pendingByKey = new Map<string, Set<string>>();
   private closed = false;
+  /** Write authority set by a coordinated cutover; `undefined` = follow the flags. */
+  private coordinated: Side | undefined;
+  /** Holds new writes during a coordinated cutover. */
+  readonly gate = new WriteGate();
 
   /** @internal use `startMigration`. */
   constructor(
@@ -110,8 +115,9 @@ export class Engine {
   /** The stage in force for a table: flags, else the table's configured stage, else the safe stage. */
   stage(table: string): Stage {
     const fresh = this.readFlags();
-    const stage =
-      fresh?.tables?.[table] ?? fresh?.stage ?? this.migration.tables.get(table)?.stage ?? this.migration.safeStage;
+    const stage = this.pinAuthority(
+      fresh?.tables?.[table] ?? fresh?.stage ?? this.migration.tables.get(table)?.stage ?? this.migration.safeStage,
+    );
     // An authority flip starts a new epoch, so queued jobs know they were made under another one.
     const auth = authority(stage);
     const prev = this.lastAuthority.get(table);
@@ -122,6 +128,37 @@ export class Engine {
 
   get epoch(): number {
     return this.epochValue;
+  }
+
+  /**
+   * Once a coordinated cutover has set the write authority, flags move reads and stages but
+   * cannot flip authority on their own: a `live` flag under target authority means `rampdown`,
+   * a `rampdown` flag under source authority means `live`. `off` (the kill switch) stays `off`.
+   */
+  private pinAuthority(stage: Stage): Stage {
+    if (this.coordinated === 'target' && (stage === 'dualwrite' || stage === 'shadow' || stage === 'live'))
+      return 'rampdown';
+    if (this.coordinated === 'source' && (stage === 'rampdown' || stage === 'complete')) return 'live';
+    return stage;
+  }
+
+  /** Applies the write authority a coordinated cutover decided (called by the cutover participant). */
+  setAuthority(side: Side | undefined, epoch: number): void {
+    this.coordinated = side;
+    if (epoch > this.epochValue) this.epochValue = epoch;
+    this.lastAuthority.clear();
+  }
+
+  get authority(): Side | undefined {
+    return this.coordinated;
+  }
+
+  /**
+   * Adapters call this before a write on a migrated table and the returned function after the
+   * write and its mirror are done: during a cutover's freeze the write waits here.
+   */
+  beginWrite(): Promise<() => void> {
+    return this.gate.enter();
   }
 
   /** Where writes to this table go first (their answer is the caller's answer). */

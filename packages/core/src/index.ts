@@ -31,3 +31,4 @@ export { compareResults, type Mismatch } from './shadow-compare.js';
 export { authority, isStage, mirrors, parseStage, type Side, STAGES, type Stage } from './stage.js';
 export { KnexStore, whereKeys } from './store.js';
 export type { TableDiff, VerifyOptions, VerifyReport } from './verify.js';
+export { WriteGate } from './write-gate.js';

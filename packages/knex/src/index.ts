@@ -45,6 +45,8 @@ interface Scope {
   readonly changes: { source: Change[]; target: Change[] };
   /** A transaction on the target opened beside this one once a write goes there (rampdown). */
   target: Promise<Knex.Transaction> | undefined;
+  /** The engine's write gate, entered at the first write and left when the transaction ends. */
+  gate: Promise<() => void> | undefined;
   rolledBack: boolean;
   released: Promise<void>;
 }
@@ -153,8 +155,26 @@ class KnexBinding {
     const table = tableName(qb._single.table);
     const plan = table === undefined ? undefined : this.engine.plan(table);
     if (!plan || table === undefined) return this.run.call(qb);
-    const method = qb._method;
     const scope = this.scopes.get(qb.client);
+    if (!WRITES.has(qb._method)) return this.route(qb, plan, table, scope);
+    // A write passes the engine's gate first (held during a cutover), then decides its side.
+    if (scope) {
+      let root = scope;
+      while (root.parent) root = root.parent;
+      root.gate ??= this.engine.beginWrite();
+      await root.gate;
+      return this.route(qb, plan, table, scope);
+    }
+    const done = await this.engine.beginWrite();
+    try {
+      return await this.route(qb, plan, table, scope);
+    } finally {
+      done();
+    }
+  }
+
+  private async route(qb: Builder, plan: TablePlan, table: string, scope: Scope | undefined): Promise<unknown> {
+    const method = qb._method;
     const targetFirst = this.engine.writeSide(table) === 'target' && plan.queryCompatible;
     if (scope && targetFirst) {
       // The target is authoritative: the transaction's statements run in a target transaction beside it.
@@ -409,6 +429,7 @@ class KnexBinding {
       parent,
       changes: { source: [], target: [] },
       target: undefined,
+      gate: undefined,
       rolledBack: false,
       released: new Promise<void>((r) => {
         done = r;
@@ -433,9 +454,13 @@ class KnexBinding {
       }
       return commit.call(raw, v);
     }) as typeof raw.commit;
+    const leave = () => {
+      scope.gate?.then((release) => release());
+      done();
+    };
     raw.executionPromise.then(
       () => {
-        if (scope.rolledBack) return done();
+        if (scope.rolledBack) return leave();
         if (parent) {
           parent.changes.source.push(...scope.changes.source);
           parent.changes.target.push(...scope.changes.target);
@@ -444,9 +469,9 @@ class KnexBinding {
         Promise.all([
           this.engine.capture(scope.changes.source, 'source'),
           this.engine.capture(scope.changes.target, 'target'),
-        ]).then(() => done(), done);
+        ]).then(leave, leave);
       },
-      () => done(),
+      () => leave(),
     );
     return scope;
   }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,12 +21,12 @@ const env = {
 
 function run(
   args: string[],
-  opts: { until?: RegExp } = {},
+  opts: { until?: RegExp; env?: Record<string, string> } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string; kill?: () => void }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
       cwd: ROOT,
-      env,
+      env: { ...env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -124,6 +124,41 @@ describe('midflight CLI', () => {
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       expect(metrics).toContain('midflight_writes_retried_total');
       worker.kill?.();
+    },
+  );
+});
+
+describe('midflight stage and cutover', () => {
+  it(
+    'moves one stage at a time, refuses the authority flip without cutover, and cuts over both ways',
+    { timeout: 120_000 },
+    async () => {
+      const flagsFile = join(mkdtempSync(join(tmpdir(), 'mf-cli-flags-')), 'flags.json');
+      writeFileSync(flagsFile, JSON.stringify({ migrations: { cli: { stage: 'dualwrite', rollout: 0 } } }));
+      const opts = { env: { MF_FLAGS: flagsFile, MF_PREFIX: `${PREFIX}s` } };
+      const cli = (...args: string[]) => run([...args, '--config', CONFIG], opts);
+      const stageInFile = () => JSON.parse(readFileSync(flagsFile, 'utf8')).migrations.cli;
+
+      expect(JSON.parse((await cli('stage', 'show', '--json')).stdout)).toMatchObject({ stage: 'dualwrite' });
+      const skip = await cli('stage', 'set', 'live');
+      expect(skip.code).toBe(1);
+      expect(skip.stderr).toMatch(/STAGE_SKIP/);
+      expect((await cli('stage', 'set', 'shadow')).code).toBe(0);
+      expect((await cli('stage', 'set', 'live')).code).toBe(0);
+      expect((await cli('stage', 'rollout', '30')).code).toBe(0);
+      expect(stageInFile()).toEqual({ stage: 'live', rollout: 30 });
+      const flip = await cli('stage', 'set', 'rampdown');
+      expect(flip.code).toBe(1);
+      expect(flip.stderr).toMatch(/STAGE_NEEDS_CUTOVER.*|midflight cutover/);
+
+      const cut = await cli('cutover', '--json');
+      expect(cut.code).toBe(0);
+      expect(JSON.parse(cut.stdout)).toMatchObject({ ok: true, side: 'target' });
+      expect(stageInFile()).toMatchObject({ stage: 'rampdown', rollout: 30 });
+      const back = await cli('cutover', '--reverse', '--json');
+      expect(JSON.parse(back.stdout)).toMatchObject({ ok: true, side: 'source' });
+      expect(stageInFile()).toMatchObject({ stage: 'live' });
+      expect((await cli('stage', 'set', 'dualwrite')).code).toBe(0); // back is always allowed
     },
   );
 });

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { startWorker } from '@midflight/bullmq';
-import { MidflightError, STAGES } from '@midflight/core';
+import { CutoverParticipant, currentAuthority, cutover, startWorker } from '@midflight/bullmq';
+import { checkStageMove, isWritableFlags, MidflightError, parseStage, STAGES } from '@midflight/core';
 import { loadConfig, openSession, type Session } from './config.js';
 import { progress } from './progress.js';
 
@@ -23,10 +23,16 @@ Commands:
   backfill [--table <t>]     copy history to the target (run in dualwrite or later)
       --chunk <n>            rows per chunk (default 1000)
   reconcile [--table <t>]    verify, then mirror every differing key
+  stage show                 the stage and read rollout the flags give
+  stage set <stage>          move one stage forward, or back (--force past pending retries)
+  stage rollout <percent>    share of users reading the target in live
+  cutover [--reverse]        flip write authority for every app instance at once
+                             (live → rampdown; --reverse: rampdown → live)
 
 Options:
   --config <file>            configuration (default midflight.config.ts)
   --json                     machine-readable output
+  --force                    stage set: move on despite queued retries or dead letters
   -h, --help                 this help
 
 Stages: ${STAGES.join(' → ')}`;
@@ -76,6 +82,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       case 'worker': {
         if (!queue) throw new MidflightError('INVALID_OPTION', 'the worker needs `redis` in the configuration');
+        const participant = session.config.redis
+          ? new CutoverParticipant(engine, {
+              connection: session.config.redis,
+              prefix: session.config.queuePrefix ?? 'midflight',
+            })
+          : undefined;
+        await participant?.start();
         const running = await startWorker({
           engine,
           queue,
@@ -93,6 +106,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           process.once('SIGTERM', stop);
           process.once('SIGINT', stop);
         });
+        await participant?.stop();
         await queue.close();
         return 0;
       }
@@ -172,6 +186,79 @@ export async function main(argv: readonly string[]): Promise<number> {
         out(`${rows} rows copied`, { rows });
         return 0;
       }
+      case 'stage': {
+        const flags = session.config.flags;
+        const name = engine.migration.name;
+        const state = flags?.get(name) ?? { stage: engine.migration.safeStage, rollout: 0 };
+        if (sub === 'show' || sub === undefined) {
+          out(`${name}: ${state.stage}, read rollout ${state.rollout}%`, state);
+          return 0;
+        }
+        if (!isWritableFlags(flags)) {
+          throw new MidflightError(
+            'INVALID_OPTION',
+            'the configured flag provider cannot be changed from the CLI (use the JSON file or Unleash)',
+          );
+        }
+        if (sub === 'set') {
+          const to = parseStage(rest[0], 'stage set');
+          const { queued, deadLetters } = await engine.queueState();
+          checkStageMove(state.stage, to, { queued, deadLetters: deadLetters.length, force: values.force ?? false });
+          await flags.write(name, { ...state, stage: to });
+          out(`${name}: ${state.stage} → ${to}`, { from: state.stage, to });
+          return 0;
+        }
+        if (sub === 'rollout') {
+          const rollout = Number(rest[0]);
+          if (!(rollout >= 0 && rollout <= 100))
+            throw new MidflightError('INVALID_OPTION', `rollout must be 0–100, got ${rest[0]}`);
+          await flags.write(name, { ...state, rollout });
+          out(`${name}: read rollout ${state.rollout}% → ${rollout}%`, { from: state.rollout, to: rollout });
+          return 0;
+        }
+        process.stderr.write(`unknown stage command "${sub}"\n\n${HELP}\n`);
+        return 2;
+      }
+      case 'cutover': {
+        const redis = session.config.redis;
+        if (!redis || !queue)
+          throw new MidflightError(
+            'INVALID_OPTION',
+            'cutover coordinates app instances through Redis: configure `redis`',
+          );
+        const to = values.reverse ? 'source' : 'target';
+        const prefix = session.config.queuePrefix ?? 'midflight';
+        const name = engine.migration.name;
+        const flagStage = session.config.flags?.get(name)?.stage;
+        const expected = to === 'target' ? 'live' : 'rampdown';
+        if (flagStage !== undefined && flagStage !== expected && !(to === 'target' && flagStage === 'rampdown')) {
+          throw new MidflightError(
+            'STAGE_NEEDS_CUTOVER',
+            `cutover${values.reverse ? ' --reverse' : ''} runs from ${expected}; the flags say ${flagStage}`,
+          );
+        }
+        const before = await currentAuthority({ connection: redis, prefix, migration: name });
+        const r = await cutover({ connection: redis, prefix, migration: name, to, pending: () => queue.size() });
+        if (r.ok) {
+          const flags = session.config.flags;
+          if (isWritableFlags(flags) && flagStage !== undefined) {
+            await flags.write(name, {
+              ...(flags.get(name) ?? { rollout: 0 }),
+              stage: to === 'target' ? 'rampdown' : 'live',
+            });
+          }
+          out(
+            `${name}: write authority ${before?.side ?? 'source'} → ${to} (epoch ${r.epoch}, ${r.instances} instances, writes held ${r.frozenMs} ms)`,
+            r,
+          );
+          return 0;
+        }
+        out(
+          `${name}: cutover aborted, nothing flipped: ${r.reason}${r.missing ? ` (${r.missing.join(', ')})` : ''}`,
+          r,
+        );
+        return 1;
+      }
       case 'reconcile': {
         const n = await engine.reconcile(tables ? { tables } : {});
         out(`${n} keys repaired`, { repaired: n });
@@ -203,6 +290,8 @@ function parse(argv: readonly string[]) {
       port: { type: 'string' },
       table: { type: 'string' },
       chunk: { type: 'string' },
+      force: { type: 'boolean' },
+      reverse: { type: 'boolean' },
     },
   });
 }

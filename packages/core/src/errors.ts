@@ -31,6 +31,9 @@ export const midflightErrorCodes = [
   'MIRROR_FAILED',
   'FLAGS_UNAVAILABLE',
   'ENGINE_CLOSED',
+  'STAGE_SKIP',
+  'STAGE_BLOCKED',
+  'STAGE_NEEDS_CUTOVER',
 ] as const;
 export type ErrorCode = (typeof midflightErrorCodes)[number];
 

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { isStage, type Stage } from './stage.js';
 
@@ -19,6 +19,15 @@ export interface FlagProvider {
   start?(): Promise<void>;
   get(migration: string): FlagState | undefined;
   close?(): Promise<void> | void;
+}
+
+/** A provider the CLI can change stages through (JSON file, Unleash admin API). */
+export interface WritableFlags extends FlagProvider {
+  write(migration: string, state: FlagState): Promise<void>;
+}
+
+export function isWritableFlags(p: FlagProvider | undefined): p is WritableFlags {
+  return typeof (p as Partial<WritableFlags> | undefined)?.write === 'function';
 }
 
 /**
@@ -65,7 +74,7 @@ export class EnvFlags implements FlagProvider {
  * `{ "migrations": { "users-to-pg": { "stage": "dualwrite", "rollout": 0 } } }`.
  * A file that is missing or does not parse leaves the last good state in force.
  */
-export class JsonFileFlags implements FlagProvider {
+export class JsonFileFlags implements WritableFlags {
   private states = new Map<string, FlagState>();
   private readonly listeners = new Set<() => void>();
   private lastError: string | undefined;
@@ -129,6 +138,20 @@ export class JsonFileFlags implements FlagProvider {
 
   close(): void {
     clearInterval(this.timer);
+  }
+
+  /** Sets one migration's state in the file (atomically: write a temporary file, then rename). */
+  async write(migration: string, state: FlagState): Promise<void> {
+    let doc: { migrations?: Record<string, FlagState> } = {};
+    try {
+      doc = JSON.parse(readFileSync(this.path, 'utf8'));
+    } catch {
+      // A missing or broken file is replaced.
+    }
+    doc.migrations = { ...doc.migrations, [migration]: checkState(state, migration) };
+    writeFileSync(`${this.path}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);
+    renameSync(`${this.path}.tmp`, this.path);
+    this.reload();
   }
 }
 

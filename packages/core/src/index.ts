@@ -4,7 +4,15 @@ export { currentContext, type RequestContext, withContext } from './context.js';
 export { type Dialect, detectDialect } from './dialect.js';
 export { Engine, type StartOptions, startMigration } from './engine.js';
 export { ConfigError, type ErrorCode, MidflightError, midflightErrorCodes, safeReason } from './errors.js';
-export { EnvFlags, type FlagProvider, type FlagState, JsonFileFlags, StaticFlags } from './flags.js';
+export {
+  EnvFlags,
+  type FlagProvider,
+  type FlagState,
+  isWritableFlags,
+  JsonFileFlags,
+  StaticFlags,
+  type WritableFlags,
+} from './flags.js';
 export type { ColumnInfo, TableInfo } from './introspect.js';
 export { consoleLogger, type Logger, type LogLevel, silentLogger } from './logger.js';
 export { Metrics } from './metrics.js';
@@ -28,7 +36,17 @@ export {
   type RetryQueue,
 } from './retry-queue.js';
 export { compareResults, type Mismatch } from './shadow-compare.js';
-export { authority, isStage, mirrors, parseStage, type Side, STAGES, type Stage } from './stage.js';
+export {
+  authority,
+  checkStageMove,
+  isStage,
+  mirrors,
+  parseStage,
+  type Side,
+  STAGES,
+  type Stage,
+  type StageMoveContext,
+} from './stage.js';
 export { KnexStore, whereKeys } from './store.js';
 export type { TableDiff, VerifyOptions, VerifyReport } from './verify.js';
 export { WriteGate } from './write-gate.js';

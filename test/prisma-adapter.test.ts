@@ -92,6 +92,29 @@ for (const [from, to] of [
       return report;
     };
 
+    it('holds writes while a cutover freezes the gate, and lets them through when it lifts', async () => {
+      engine.gate.freeze('test-freeze');
+      let landed = false;
+      const write = db.item.create({ data: { name: 'held', qty: 1 } }).then(() => {
+        landed = true;
+      });
+      const tx = db.$transaction(async (t) => {
+        await t.item.create({ data: { name: 'held-tx', qty: 2 } });
+      });
+      await new Promise((r) => setTimeout(r, 150));
+      expect(landed).toBe(false);
+      expect(Number((await source('items').whereIn('name', ['held', 'held-tx']).count({ n: '*' }))[0]?.n)).toBe(0);
+      engine.gate.lift('test-freeze');
+      await Promise.all([write, tx]);
+      expect(landed).toBe(true);
+      expect(engine.gate.inFlight).toBe(0);
+      await engine.drain();
+      const names = (await target('items').whereIn('name', ['held', 'held-tx']).orderBy('name')).map(
+        (r: { name: string }) => r.name,
+      );
+      expect(names).toEqual(['held', 'held-tx']);
+    });
+
     it('nested writes: create with posts, connect, disconnect, nested update/delete, delete with SET NULL', async () => {
       const alice = await db.user.create({
         data: { email: 'alice@example.com', posts: { create: [{ title: 'one' }, { title: 'two' }] } },

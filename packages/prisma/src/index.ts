@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Change, Engine } from '@midflight/core';
+import type { Change, Engine, TablePlan } from '@midflight/core';
 import { Prisma } from '@prisma/client/extension';
 import { datamodelOf, delegateName, type ModelInfo, readModels } from './models.js';
 import { type Args, type Db, runWrite, type Site } from './write.js';
@@ -33,6 +33,8 @@ interface Scope {
   /** The target transaction beside this one, opened on the first write there (`rampdown`). */
   target: Promise<Held> | undefined;
   targetCommitted: boolean;
+  /** The engine's write gate, entered at the first write and left when the transaction ends. */
+  gate?: Promise<() => void>;
 }
 interface Held {
   readonly db: Db;
@@ -124,6 +126,30 @@ class PrismaBinding {
         side === 'source' ? exec(args) : call(this.target, model, operation, args),
       );
     }
+    // A write passes the engine's gate (held during a cutover), then decides its side again.
+    let done: (() => void) | undefined;
+    if (scope) {
+      let root = scope;
+      while (root.parent) root = root.parent;
+      root.gate ??= this.engine.beginWrite();
+      await root.gate;
+    } else done = await this.engine.beginWrite();
+    try {
+      return await this.write(p, info, info.plan, scope, exec);
+    } finally {
+      done?.();
+    }
+  }
+
+  private async write(
+    p: Operation,
+    info: ModelInfo,
+    plan: TablePlan,
+    scope: Scope | undefined,
+    exec: (a: Args) => Promise<unknown>,
+  ): Promise<unknown> {
+    const { model = '', operation, args } = p;
+    const targetFirst = this.engine.writeSide(info.table) === 'target' && plan.queryCompatible;
     const held = targetFirst && scope ? await this.targetOf(scope) : undefined;
     const site: Site = {
       from: targetFirst ? 'target' : 'source',
@@ -192,9 +218,11 @@ class PrismaBinding {
     } catch (e) {
       // The authoritative target committed and the source did not: the target's writes stand.
       if (scope.targetCommitted) await this.release(scope, true);
+      scope.gate?.then((leave) => leave());
       throw e;
     }
     await this.release(scope, false);
+    scope.gate?.then((leave) => leave());
     return result;
   }
 

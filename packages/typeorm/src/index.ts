@@ -46,6 +46,8 @@ interface RunnerState {
   frames: Held[][];
   /** ORM write events under way on this runner: a write statement outside them is raw SQL. */
   ormWrites: number;
+  /** Leaves the engine's write gate (entered by the first write, left when it or its transaction ends). */
+  gate?: Promise<() => void> | undefined;
 }
 
 type WriteEvent = { dataSource: DataSource; queryRunner: QueryRunner; metadata: EntityMetadata };
@@ -122,30 +124,34 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
     return this.engine.plan(table) && this.engine.writeSide(table) === 'target' ? this.target : source;
   }
 
-  beforeInsert(e: InsertEvent<ObjectLiteral>): void {
+  async beforeInsert(e: InsertEvent<ObjectLiteral>): Promise<void> {
+    await this.enterGate(e);
     this.state(e.queryRunner).ormWrites++;
   }
 
-  beforeUpdate(e: UpdateEvent<ObjectLiteral>): void {
+  async beforeUpdate(e: UpdateEvent<ObjectLiteral>): Promise<void> {
+    await this.enterGate(e);
     this.state(e.queryRunner).ormWrites++;
     // `save` passes the loaded row; `update(criteria)` and QueryBuilder `update()` pass only the SET values.
     if (e.databaseEntity === undefined) this.hookWhere(e);
   }
 
-  beforeRemove(e: RemoveEvent<ObjectLiteral>): void {
+  async beforeRemove(e: RemoveEvent<ObjectLiteral>): Promise<void> {
+    await this.enterGate(e);
     this.state(e.queryRunner).ormWrites++;
     // `remove(entity)` passes the entity; `delete(criteria)` and QueryBuilder `delete()` pass nothing.
     if (!e.entity && !e.databaseEntity) this.hookWhere(e);
   }
 
-  beforeSoftRemove(e: SoftRemoveEvent<ObjectLiteral>): void {
+  async beforeSoftRemove(e: SoftRemoveEvent<ObjectLiteral>): Promise<void> {
+    await this.enterGate(e);
     this.state(e.queryRunner).ormWrites++;
     // `softDelete(criteria)`/`restore(criteria)`: an UPDATE of the deletedAt column, mirrored like any update.
     if (!e.entity && !e.databaseEntity) this.hookWhere(e);
   }
 
-  beforeRecover(e: RecoverEvent<ObjectLiteral>): void {
-    this.beforeSoftRemove(e);
+  beforeRecover(e: RecoverEvent<ObjectLiteral>): Promise<void> {
+    return this.beforeSoftRemove(e);
   }
 
   afterInsert(e: InsertEvent<ObjectLiteral>): Promise<void> {
@@ -185,7 +191,10 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
 
   afterQuery(e: AfterQueryEvent): void {
     // A failed statement never reaches its after-event: stop treating the runner as mid-write.
-    if (!e.success) this.state(e.queryRunner).ormWrites = 0;
+    if (!e.success) {
+      this.state(e.queryRunner).ormWrites = 0;
+      if (!e.queryRunner.isTransactionActive) this.leaveGate(e.queryRunner);
+    }
   }
 
   afterTransactionStart(e: TransactionStartEvent): void {
@@ -205,14 +214,18 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
     const held = [...state.frames.flat(), ...top];
     state.frames = [];
     state.ormWrites = 0;
-    await Promise.all(
-      (['source', 'target'] as const).map((side) =>
-        this.engine.capture(
-          held.filter((h) => h.from === side).map((h) => h.change),
-          side,
+    try {
+      await Promise.all(
+        (['source', 'target'] as const).map((side) =>
+          this.engine.capture(
+            held.filter((h) => h.from === side).map((h) => h.change),
+            side,
+          ),
         ),
-      ),
-    );
+      );
+    } finally {
+      this.leaveGate(e.queryRunner);
+    }
   }
 
   afterTransactionRollback(e: TransactionRollbackEvent): void {
@@ -221,7 +234,27 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
     if (!e.queryRunner.isTransactionActive) {
       state.frames = [];
       state.ormWrites = 0;
+      this.leaveGate(e.queryRunner);
     }
+  }
+
+  /**
+   * Holds a write on a migrated table while a cutover freezes writes (core's gate). Entered once
+   * per runner, left when the write (or the transaction around it) ends.
+   */
+  private async enterGate(e: WriteEvent): Promise<void> {
+    const name = e.metadata.tableName;
+    if (!(e.dataSource === this.target ? this.engine.planByTarget(name) : this.engine.plan(name))) return;
+    const state = this.state(e.queryRunner);
+    // Before-events of one statement's rows fire together: enter once for all of them.
+    state.gate ??= this.engine.beginWrite();
+    await state.gate;
+  }
+
+  private leaveGate(runner: QueryRunner): void {
+    const state = this.state(runner);
+    void state.gate?.then((leave) => leave());
+    state.gate = undefined;
   }
 
   private state(runner: QueryRunner): RunnerState {
@@ -269,6 +302,14 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
 
   /** A change from an event that carries the entity (save, insert, remove, softRemove, recover). */
   private async fromEntity(e: WriteEvent, op: Change['op'], candidates: unknown[]): Promise<void> {
+    try {
+      await this.capture(e, op, candidates);
+    } finally {
+      if (!e.queryRunner.isTransactionActive) this.leaveGate(e.queryRunner);
+    }
+  }
+
+  private async capture(e: WriteEvent, op: Change['op'], candidates: unknown[]): Promise<void> {
     const state = this.state(e.queryRunner);
     state.ormWrites = Math.max(0, state.ormWrites - 1);
     const objects = candidates.filter((c): c is ObjectLiteral => typeof c === 'object' && c !== null);

@@ -1,87 +1,15 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { defineMigration, silentLogger, startMigration } from '@midflight/core';
-import type { Knex } from 'knex';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type Engine, openFresh } from './support/servers.js';
+import { hotKeySuite } from './support/hot-keys.js';
 
-const WORKER = fileURLToPath(new URL('./support/hot-key-worker.ts', import.meta.url));
-const PROCESSES = 4;
-const OPS = Number(process.env.HOT_KEY_OPS ?? 2000);
-const KEYS = 10;
-
-function runWorker(args: string[]): Promise<{ failed: number; ops: number; errors: string[]; deadLetters: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`worker exited ${code}: ${err.slice(-2000)}`));
-      resolve(JSON.parse(out.trim().split('\n').pop() as string));
-    });
-  });
-}
-
-const open: Knex[] = [];
-afterAll(async () => {
-  for (const k of open) await k.destroy();
-});
-
-const runs: Array<[Engine, Engine, number]> = [
-  ['pg', 'mariadb', 1],
-  ['pg', 'mariadb', 2],
-  ['mariadb', 'pg', 1],
-  ['pg', 'pg', 1],
-];
-
-describe(`hot keys: ${PROCESSES} processes × ${OPS} writes over ${KEYS} keys`, () => {
-  for (const [from, to, round] of runs) {
-    it(`${from}→${to} run ${round}: after drain the target equals the source`, { timeout: 300_000 }, async () => {
-      const srcDb = `mf_hot_${from}_${to}_src`;
-      const tgtDb = `mf_hot_${from}_${to}_tgt`;
-      const source = await openFresh(from, srcDb);
-      const target = await openFresh(to, tgtDb);
-      open.push(source, target);
-      for (const db of [source, target]) {
-        await db.schema.createTable('hot', (t) => {
-          t.integer('id').primary();
-          t.integer('v').notNullable();
-          t.string('note', 40);
-        });
-      }
-      const results = await Promise.all(
-        Array.from({ length: PROCESSES }, (_, i) =>
-          runWorker([from, srcDb, to, tgtDb, String(round * 100 + i), String(OPS), String(KEYS)]),
-        ),
-      );
-      for (const r of results) {
-        expect(r.errors).toEqual([]);
-        expect(r.failed).toBe(0);
-        expect(r.deadLetters).toBe(0);
-      }
-      const engine = await startMigration(defineMigration({ name: 'hot', tables: { hot: {} } }), {
-        source,
-        target,
-        logger: silentLogger,
-      });
-      const report = await engine.verify();
-      await engine.close();
-      expect(report.tables[0]?.sourceRows).toBeGreaterThan(0);
-      expect({
-        missing: report.tables[0]?.missing,
-        extra: report.tables[0]?.extra,
-        different: report.tables[0]?.different,
-      }).toEqual({
-        missing: [],
-        extra: [],
-        different: [],
-      });
-    });
-  }
+hotKeySuite({
+  name: 'knex',
+  worker: fileURLToPath(new URL('./support/hot-key-worker.ts', import.meta.url)),
+  processes: 4,
+  ops: Number(process.env.HOT_KEY_OPS ?? 2000),
+  runs: [
+    ['pg', 'mariadb'],
+    ['pg', 'mariadb'],
+    ['mariadb', 'pg'],
+    ['pg', 'pg'],
+  ],
 });

@@ -1,13 +1,14 @@
 // One OS process of the Prisma hot-key test: random writes on a few keys through a PrismaClient
 // with the Midflight extension, then drain, then print a JSON summary on stdout.
-// Args: source-db target-engine target-db seed ops keys
+// Args: source-engine (pg) source-db target-engine target-db seed ops keys
 import { defineMigration, StaticFlags, silentLogger, startMigration } from '@midflight/core';
 import { midflight } from '@midflight/prisma';
 import knex from 'knex';
 import { mariaPrisma, pgPrisma } from '../../packages/prisma/fixtures/clients.js';
 import { config, type Engine } from './servers.js';
 
-const [srcDb, to, tgtDb, seedArg, opsArg, keysArg] = process.argv.slice(2) as [
+const [, srcDb, to, tgtDb, seedArg, opsArg, keysArg] = process.argv.slice(2) as [
+  string,
   string,
   Engine,
   string,

@@ -3,26 +3,10 @@
 import { defineMigration, StaticFlags, silentLogger, startMigration } from '@midflight/core';
 import { midflight } from '@midflight/knex';
 import knex from 'knex';
-import { config, type Engine } from './servers.js';
+import { hotKeyArgs } from './hot-key-args.js';
+import { config } from './servers.js';
 
-const [from, srcDb, to, tgtDb, seedArg, opsArg, keysArg] = process.argv.slice(2) as [
-  Engine,
-  string,
-  Engine,
-  string,
-  string,
-  string,
-  string,
-];
-const seed = Number(seedArg);
-const ops = Number(opsArg);
-const keys = Number(keysArg);
-
-let state = seed * 7919 + 1;
-const rand = (n: number) => {
-  state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-  return state % n;
-};
+const { from, srcDb, to, tgtDb, seed, ops, keys, rand } = hotKeyArgs();
 
 const source = knex(config(from, srcDb));
 const target = knex(config(to, tgtDb));

@@ -5,26 +5,10 @@ import { defineMigration, StaticFlags, silentLogger, startMigration } from '@mid
 import { midflight } from '@midflight/prisma';
 import knex from 'knex';
 import { mariaPrisma, pgPrisma } from '../../packages/prisma/fixtures/clients.js';
-import { config, type Engine } from './servers.js';
+import { hotKeyArgs } from './hot-key-args.js';
+import { config } from './servers.js';
 
-const [, srcDb, to, tgtDb, seedArg, opsArg, keysArg] = process.argv.slice(2) as [
-  string,
-  string,
-  Engine,
-  string,
-  string,
-  string,
-  string,
-];
-const seed = Number(seedArg);
-const ops = Number(opsArg);
-const keys = Number(keysArg);
-
-let state = seed * 7919 + 1;
-const rand = (n: number) => {
-  state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-  return state % n;
-};
+const { srcDb, to, tgtDb, seed, ops, keys, rand } = hotKeyArgs();
 
 const source = knex(config('pg', srcDb));
 const target = knex(config(to, tgtDb));

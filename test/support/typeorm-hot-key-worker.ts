@@ -4,7 +4,8 @@ import { defineMigration, StaticFlags, silentLogger, startMigration } from '@mid
 import { MidflightSubscriber } from '@midflight/typeorm';
 import knex from 'knex';
 import { Between, EntitySchema } from 'typeorm';
-import { config, type Engine } from './servers.js';
+import { hotKeyArgs } from './hot-key-args.js';
+import { config } from './servers.js';
 import { openDataSource } from './typeorm-ops.js';
 
 interface HotRow {
@@ -23,24 +24,7 @@ const Hot = new EntitySchema<HotRow>({
   },
 });
 
-const [from, srcDb, to, tgtDb, seedArg, opsArg, keysArg] = process.argv.slice(2) as [
-  Engine,
-  string,
-  Engine,
-  string,
-  string,
-  string,
-  string,
-];
-const seed = Number(seedArg);
-const ops = Number(opsArg);
-const keys = Number(keysArg);
-
-let state = seed * 7919 + 1;
-const rand = (n: number) => {
-  state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-  return state % n;
-};
+const { from, srcDb, to, tgtDb, seed, ops, keys, rand } = hotKeyArgs();
 
 const source = knex(config(from, srcDb));
 const target = knex(config(to, tgtDb));

@@ -13,3 +13,14 @@ for (const [from, to] of PAIRS) {
     bind: (engine, source) => knexOps(midflight(source, engine)),
   });
 }
+
+// The handed-off mirror (batched off the request path) must converge the same way.
+conformanceSuite({
+  name: 'knex pg→mariadb, mirror handed off',
+  mode: 'handoff',
+  databases: async () => ({
+    source: await openFresh('pg', 'mf_conf_knex_handoff_src'),
+    target: await openFresh('mariadb', 'mf_conf_knex_handoff_tgt'),
+  }),
+  bind: (engine, source) => knexOps(midflight(source, engine)),
+});

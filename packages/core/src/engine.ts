@@ -373,8 +373,10 @@ export class Engine {
     return rows;
   }
 
+  /** Stops taking changes, lets this process's mirrors and re-checks land, then closes the queue and flags. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.settle();
     await this.queue.close();
     await this.options.flags?.close?.();
   }

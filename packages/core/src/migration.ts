@@ -31,6 +31,10 @@ export interface MirrorOptions {
   readonly deadlineMs?: number;
   /** Re-reads of the source after a mirror before giving the key to the retry queue. Default 5. */
   readonly maxRechecks?: number;
+  /** `handoff` mode: changes gathered for this long are mirrored as one batch. Default 5. */
+  readonly batchMs?: number;
+  /** Re-reads of the authoritative side wait this long so that one query covers many keys. Default 5. */
+  readonly recheckDelayMs?: number;
 }
 
 export interface RetryOptions {
@@ -145,12 +149,16 @@ export function defineMigration(config: MigrationConfig): Migration {
     mode: config.mirror?.mode ?? 'await',
     deadlineMs: config.mirror?.deadlineMs ?? 100,
     maxRechecks: config.mirror?.maxRechecks ?? 5,
+    batchMs: config.mirror?.batchMs ?? 5,
+    recheckDelayMs: config.mirror?.recheckDelayMs ?? 5,
   } as const;
   if (mirror.mode !== 'await' && mirror.mode !== 'handoff') {
     throw new ConfigError('INVALID_OPTION', `mirror.mode must be "await" or "handoff", got "${String(mirror.mode)}"`);
   }
   positive('mirror.deadlineMs', mirror.deadlineMs, true);
   positive('mirror.maxRechecks', mirror.maxRechecks, false);
+  positive('mirror.batchMs', mirror.batchMs, true);
+  positive('mirror.recheckDelayMs', mirror.recheckDelayMs, true);
   const retry = {
     attempts: config.retry?.attempts ?? 10,
     backoffMs: config.retry?.backoffMs ?? 100,

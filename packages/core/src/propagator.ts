@@ -72,9 +72,11 @@ export class Propagator {
     const { mode, deadlineMs } = this.deps.migration.mirror;
     if (mode === 'handoff') {
       for (const change of changes) this.handoff.push({ change, from });
-      if (!this.handoffScheduled) {
+      if (this.handoff.length >= 1000) this.flushHandoff();
+      else if (!this.handoffScheduled) {
         this.handoffScheduled = true;
-        setImmediate(() => this.flushHandoff());
+        // Gathered over a short window: one upsert and one re-read for many writes.
+        setTimeout(() => this.flushHandoff(), this.deps.migration.mirror.batchMs);
       }
       return;
     }
@@ -166,8 +168,9 @@ export class Propagator {
   }
 
   private flushHandoff(): void {
-    this.handoffScheduled = false;
     const batch = this.handoff.splice(0);
+    if (batch.length === 0) return;
+    this.handoffScheduled = false;
     for (const side of ['source', 'target'] as const) {
       const changes = batch.filter((b) => b.from === side).map((b) => b.change);
       if (changes.length) this.track(this.mirrorChanges(changes, side));
@@ -273,7 +276,8 @@ export class Propagator {
     }
     if (!this.recheckScheduled) {
       this.recheckScheduled = true;
-      setImmediate(() => this.track(this.runRechecks()));
+      // Later than the app's next write, and one query for every key mirrored meanwhile.
+      setTimeout(() => this.track(this.runRechecks()), this.deps.migration.mirror.recheckDelayMs);
     }
   }
 

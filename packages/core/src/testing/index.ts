@@ -51,6 +51,8 @@ export interface ConformanceOps {
 
 export interface ConformanceHarness {
   readonly name: string;
+  /** Mirror mode to run the suite in (default `await`). */
+  readonly mode?: 'await' | 'handoff';
   /** Fresh, empty source and target databases (plain Knex on each). */
   databases(): Promise<{ source: Knex; target: Knex }>;
   /** The app-facing handle bound to an engine. */
@@ -78,11 +80,11 @@ export async function createConformanceSchema(db: Knex): Promise<void> {
   });
 }
 
-export function conformanceMigration(name = 'conformance'): Migration {
+export function conformanceMigration(name = 'conformance', mode: 'await' | 'handoff' = 'await'): Migration {
   return defineMigration({
     name,
     tables: { items: {}, item_tags: {} },
-    mirror: { deadlineMs: 2_000 },
+    mirror: { deadlineMs: 2_000, mode },
     retry: { attempts: 5, backoffMs: 20 },
     reads: { shadowSampleRate: 1 },
   });
@@ -160,7 +162,7 @@ export function conformanceSuite(harness: ConformanceHarness): void {
     let engine: Engine;
     let flags: StaticFlags;
     let ops: ConformanceOps;
-    const migration = conformanceMigration();
+    const migration = conformanceMigration('conformance', harness.mode);
 
     beforeAll(async () => {
       ({ source, target } = await harness.databases());

@@ -5,7 +5,8 @@
 //
 // Env: BENCH_N (updates per variant, default 3000), BENCH_INSERT_N (inserts per variant,
 // default BENCH_N / 2), BENCH_ROUNDS (default 30), BENCH_WARMUP (writes per variant before
-// timing, default 300), BENCH_DRAIN=1 (also print the retry-worker drain row, needs Redis),
+// timing, default 300), BENCH_ORM=0 (skip the Prisma and TypeORM rows), BENCH_DRAIN=0 (skip the
+// retry-worker drain row, which needs Redis),
 // BENCH_SYNCHRONOUS_COMMIT=off (no WAL flush per commit: CPU and round trips only),
 // PGHOST/PGPORT/PGUSER. `tsx bench/profile.ts` breaks the wrapper's cost down further.
 import os from 'node:os';
@@ -375,7 +376,11 @@ async function main(): Promise<number> {
     console.log(`hand-written pair items_manual: ${hs?.n} / ${ht?.n} rows, ${manualSame ? 'identical' : 'DIFFERENT'}`);
     console.log(`differences: ${differences}`);
 
-    if (process.env.BENCH_DRAIN === '1') {
+    if (process.env.BENCH_ORM !== '0') {
+      const { ormBench } = await import('./orm.js');
+      console.log(`\n${await ormBench()}\n`);
+    }
+    if (process.env.BENCH_DRAIN !== '0') {
       const { drainBench } = await import('./drain.js');
       const d = await drainBench();
       console.log(

@@ -49,7 +49,12 @@ beforeEach(async () => {
     });
   }
   return async () => {
-    while (cleanup.length) await cleanup.pop()?.();
+    while (cleanup.length) {
+      const fn = cleanup.pop();
+      const t = Date.now();
+      await fn?.();
+      if (process.env.DEBUG_CLEANUP) console.log('cleanup', Date.now() - t, String(fn).slice(0, 80));
+    }
   };
 });
 

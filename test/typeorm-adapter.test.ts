@@ -156,8 +156,9 @@ for (const [from, to] of pairs) {
     });
 
     it('where-based statements racing on overlapping rows', async () => {
+      let deadlocks = 0;
       for (let round = 0; round < 8; round++) {
-        await Promise.all([
+        const settled = await Promise.allSettled([
           docs.increment({ n: Between(0, 12) }, 'n', 3),
           app
             .createQueryBuilder()
@@ -178,7 +179,15 @@ for (const [from, to] of pairs) {
             await m.delete('Doc', { n: 25 + round });
           }),
         ]);
+        // Multi-row statements racing in other orders can deadlock on the database itself, with
+        // or without Midflight; the loser is rolled back and must not be mirrored.
+        for (const r of settled) {
+          if (r.status === 'fulfilled') continue;
+          expect(String((r.reason as Error).message)).toMatch(/deadlock/i);
+          deadlocks++;
+        }
       }
+      expect(deadlocks).toBeLessThan(8 * 6);
       await expectIdentical();
     });
 

@@ -300,8 +300,11 @@ export class BullMqRetryQueue implements RetryQueue {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.worker?.close();
-    await this.queue.close();
+    // With Redis gone, BullMQ's close waits for a reconnection that may never come: bound it.
+    const bounded = (p: Promise<unknown>) =>
+      Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
+    if (this.worker) await bounded(this.worker.close());
+    await bounded(this.redis.status === 'ready' ? this.queue.close() : this.queue.disconnect());
     this.redis.disconnect();
   }
 }

@@ -74,7 +74,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     close() {
       closing ??= (async () => {
         clearInterval(sweep);
-        await worker.close();
+        // A connection caught mid-reconnect cannot QUIT: running jobs are then handed back by
+        // their lock expiring, as after a crash.
+        await worker.close().catch(() => worker.disconnect().catch(() => {}));
         // Re-checks started by finished jobs run in this process: let them land.
         await engine.settle();
         await new Promise<void>((r) => (server ? server.close(() => r()) : r()));

@@ -6,6 +6,7 @@ const src = (p: string) => fileURLToPath(new URL(`./packages/${p}`, import.meta.
 export default defineConfig({
   resolve: {
     alias: [
+      { find: /^@midflight\/core\/testing\/schema$/, replacement: src('core/src/testing/schema.ts') },
       { find: /^@midflight\/core\/testing$/, replacement: src('core/src/testing/index.ts') },
       { find: /^@midflight\/core$/, replacement: src('core/src/index.ts') },
       { find: /^@midflight\/knex$/, replacement: src('knex/src/index.ts') },

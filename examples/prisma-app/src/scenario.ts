@@ -11,6 +11,7 @@
  * The databases are dropped and recreated: point it at scratch servers only. The report holds
  * counts and table names — never a row value.
  */
+
 import {
   consoleLogger,
   defineMigration,
@@ -20,6 +21,7 @@ import {
   StaticFlags,
   startMigration,
 } from '@midflight/core';
+import { createConformanceSchema } from '@midflight/core/testing/schema';
 import knex, { type Knex } from 'knex';
 import type { RunningApp } from './http.js';
 import { startTraffic, type Traffic, type TrafficReport } from './traffic.js';
@@ -133,8 +135,8 @@ export async function runScenario(app: ScenarioApp, options: DemoOptions): Promi
     say(`${app.orm} demo`);
     say(`source: ${sourceLabel}`);
     say(`target: ${targetLabel}`);
-    await createSchema(source);
-    await createSchema(target);
+    await createConformanceSchema(source);
+    await createConformanceSchema(target);
     const historyIds = await seed(source, options.seedRows ?? 2_000);
     say(`seeded ${historyIds.length} items of history in the source`);
 
@@ -264,31 +266,6 @@ async function freshDatabases(source: string, target: string): Promise<void> {
   } finally {
     await maria.destroy();
   }
-}
-
-/**
- * The app's tables, the same on both sides (the target is a new database for the same app).
- * The same as `createConformanceSchema` of '@midflight/core/testing' — whose models the Prisma
- * fixtures map — but that module imports vitest, which cannot load outside a test run.
- */
-export async function createSchema(db: Knex): Promise<void> {
-  await db.schema.dropTableIfExists('item_tags');
-  await db.schema.dropTableIfExists('items');
-  await db.schema.createTable('items', (t) => {
-    t.increments('id').primary();
-    t.string('name', 40).notNullable();
-    t.integer('qty').notNullable().defaultTo(0);
-    t.decimal('price', 10, 2).nullable();
-    t.boolean('active').notNullable().defaultTo(true);
-    t.json('meta').nullable();
-  });
-  await db.schema.createTable('item_tags', (t) => {
-    // No foreign key: mirrors of different tables are not ordered against each other.
-    t.integer('item_id').notNullable();
-    t.string('tag', 30).notNullable();
-    t.string('note', 100).nullable();
-    t.primary(['item_id', 'tag']);
-  });
 }
 
 /** History: items (and some tags) that existed before the migration, written with plain Knex. */

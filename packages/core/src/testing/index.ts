@@ -13,6 +13,9 @@ import { StaticFlags } from '../flags.js';
 import { silentLogger } from '../logger.js';
 import { defineMigration, type Migration } from '../migration.js';
 import { authority, mirrors, STAGES, type Stage } from '../stage.js';
+import { createConformanceSchema } from './schema.js';
+
+export { createConformanceSchema };
 
 export interface ItemInput {
   name: string;
@@ -58,26 +61,6 @@ export interface ConformanceHarness {
   /** The app-facing handle bound to an engine. */
   bind(engine: Engine, source: Knex): Promise<ConformanceOps> | ConformanceOps;
   close?(): Promise<void>;
-}
-
-/** Creates the suite's tables: `items` (generated id) and `item_tags` (composite key). */
-export async function createConformanceSchema(db: Knex): Promise<void> {
-  await db.schema.dropTableIfExists('item_tags');
-  await db.schema.dropTableIfExists('items');
-  await db.schema.createTable('items', (t) => {
-    t.increments('id').primary();
-    t.string('name', 40).notNullable();
-    t.integer('qty').notNullable().defaultTo(0);
-    t.decimal('price', 10, 2).nullable();
-    t.boolean('active').notNullable().defaultTo(true);
-    t.json('meta').nullable();
-  });
-  await db.schema.createTable('item_tags', (t) => {
-    t.integer('item_id').notNullable();
-    t.string('tag', 30).notNullable();
-    t.string('note', 100).nullable();
-    t.primary(['item_id', 'tag']);
-  });
 }
 
 export function conformanceMigration(name = 'conformance', mode: 'await' | 'handoff' = 'await'): Migration {

@@ -287,13 +287,13 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
       dialect: this.engine[site.from].dialect,
       table: e.metadata.tableName,
       keyColumns: site.keyColumns,
-      onKeys: async (keys, op, affected) => {
+      onKeys: async (keys, op, affected, rows) => {
         if (affected !== undefined && affected > keys.length)
           this.engine.countUncaptured(table, 'where_rows_unresolved');
         await this.record(
           runner,
           site.from,
-          keys.map((key) => ({ table, key, op })),
+          keys.map((key, i) => ({ table, key, op, row: rows?.[i] })),
         );
       },
       onUnresolved: (reason) => this.engine.countUncaptured(table, reason),

@@ -19,7 +19,12 @@ export interface KeySite {
   readonly table: string;
   readonly keyColumns: readonly string[];
   /** Receives the keys once the statement has run (inside its transaction, if any). */
-  onKeys(keys: Key[], op: 'upsert' | 'delete', affected: number | undefined): Promise<void>;
+  onKeys(
+    keys: Key[],
+    op: 'upsert' | 'delete',
+    affected: number | undefined,
+    rows?: ReadonlyArray<Record<string, unknown>>,
+  ): Promise<void>;
   /** The statement did not look like TypeORM's: it runs as written, its keys unknown. */
   onUnresolved(reason: string): void;
 }
@@ -64,10 +69,15 @@ export function hookNextStatement(runner: QueryRunner, site: KeySite): void {
     if (site.dialect.updateReturning && site.dialect.deleteReturning) {
       const keys = site.keyColumns.map((c, i) => `${esc(c)} AS ${esc(`${ALIAS}${i}`)}`).join(', ');
       const own = !OWN_RETURNING.test(sql);
-      const result = await run(own ? `${sql} RETURNING ${keys}` : `${sql}, ${keys}`, parameters);
+      // Without a RETURNING of the app's, the whole updated rows come back too: the mirror can
+      // write them without reading the row again (it still re-checks them later).
+      const whole = own && op === 'upsert';
+      const result = await run(own ? `${sql} RETURNING ${whole ? '*, ' : ''}${keys}` : `${sql}, ${keys}`, parameters);
+      const rows: Array<Record<string, unknown>> = [];
       const found = result.records.map((row: Record<string, unknown>) => {
         const key = site.keyColumns.map((_, i) => row[`${ALIAS}${i}`]);
         for (let i = 0; i < site.keyColumns.length; i++) delete row[`${ALIAS}${i}`];
+        if (whole) rows.push(row);
         return key;
       });
       // The app asked for no RETURNING: it gets the result it would have had without ours.
@@ -75,7 +85,7 @@ export function hookNextStatement(runner: QueryRunner, site: KeySite): void {
         result.records = [];
         if (Array.isArray(result.raw)) result.raw = [[], result.affected];
       }
-      await site.onKeys(found, op, result.affected);
+      await site.onKeys(found, op, result.affected, whole ? rows : undefined);
       return shape(result);
     }
     const where = splitWhere(sql, parameters ?? []);

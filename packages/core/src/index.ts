@@ -1,5 +1,6 @@
 export type { BackfillOptions } from './backfill.js';
 export { type Change, type Key, keyId, keyOf, type Row } from './change.js';
+export { ChangeScope } from './change-scope.js';
 export { currentContext, type RequestContext, withContext } from './context.js';
 export { type Dialect, detectDialect } from './dialect.js';
 export { Engine, type StartOptions, startMigration } from './engine.js';
@@ -14,6 +15,7 @@ export {
   type WritableFlags,
 } from './flags.js';
 export type { ColumnInfo, TableInfo } from './introspect.js';
+export { chooseKeyStrategy, isPlainValue, type KeyStrategy, type WriteShape } from './key-strategy.js';
 export { consoleLogger, type Logger, type LogLevel, silentLogger } from './logger.js';
 export { Metrics } from './metrics.js';
 export {

@@ -1,5 +1,5 @@
 import type { Change, Dialect, Engine, Key, Row, Side, TablePlan } from '@midflight/core';
-import { whereKeys } from '@midflight/core';
+import { ChangeScope, chooseKeyStrategy, isPlainValue, whereKeys } from '@midflight/core';
 import type { Knex } from 'knex';
 
 /**
@@ -41,12 +41,10 @@ type Client = Knex.Client & {
 interface Scope {
   readonly raw: Knex.Transaction;
   readonly parent: Scope | undefined;
-  /** Changes made on the source, and on the target (when the target is authoritative). */
-  readonly changes: { source: Change[]; target: Change[] };
+  /** The transaction's changes and write-gate hold (core decides what happens at its end). */
+  readonly changes: ChangeScope;
   /** A transaction on the target opened beside this one once a write goes there (rampdown). */
   target: Promise<Knex.Transaction> | undefined;
-  /** The engine's write gate, entered at the first write and left when the transaction ends. */
-  gate: Promise<() => void> | undefined;
   rolledBack: boolean;
   released: Promise<void>;
 }
@@ -61,7 +59,7 @@ interface WriteSite {
   readonly root: Knex;
   /** The open transaction the write runs in, if any, and where its changes wait for commit. */
   readonly trx: Knex.Transaction | undefined;
-  readonly buffer: Change[] | undefined;
+  readonly held: ChangeScope | undefined;
 }
 
 const RETURNING = Symbol('midflight.returning');
@@ -159,10 +157,7 @@ class KnexBinding {
     if (!WRITES.has(qb._method)) return this.route(qb, plan, table, scope);
     // A write passes the engine's gate first (held during a cutover), then decides its side.
     if (scope) {
-      let root = scope;
-      while (root.parent) root = root.parent;
-      root.gate ??= this.engine.beginWrite();
-      await root.gate;
+      await scope.changes.enterGate();
       return this.route(qb, plan, table, scope);
     }
     const done = await this.engine.beginWrite();
@@ -181,17 +176,7 @@ class KnexBinding {
       const trx = await this.targetTransaction(scope);
       this.onTarget(qb, plan).client = trx.client as Client;
       if (!WRITES.has(method)) return this.run.call(qb);
-      const target = this.engine.target;
-      return this.write(qb, {
-        plan,
-        from: 'target',
-        table,
-        keyCols: plan.targetKey,
-        dialect: target.dialect,
-        root: target.knex,
-        trx,
-        buffer: scope.changes.target,
-      });
+      return this.write(qb, this.site(plan, table, 'target', trx, scope.changes));
     }
     if (READS.has(method)) {
       // Inside a transaction the app reads its own writes on its own connection.
@@ -205,30 +190,21 @@ class KnexBinding {
       return this.run.call(qb);
     }
     if (!WRITES.has(method)) return this.run.call(qb);
-    if (targetFirst) {
-      const target = this.engine.target;
-      return this.write(this.onTarget(qb, plan), {
-        plan,
-        from: 'target',
-        table,
-        keyCols: plan.targetKey,
-        dialect: target.dialect,
-        root: target.knex,
-        trx: undefined,
-        buffer: undefined,
-      });
-    }
-    const source = this.engine.source;
-    return this.write(qb, {
-      plan,
-      from: 'source',
-      table,
-      keyCols: plan.sourceKey,
-      dialect: source.dialect,
-      root: this.root,
-      trx: scope?.raw,
-      buffer: scope?.changes.source,
-    });
+    if (targetFirst) return this.write(this.onTarget(qb, plan), this.site(plan, table, 'target', undefined, undefined));
+    return this.write(qb, this.site(plan, table, 'source', scope?.raw, scope?.changes));
+  }
+
+  private site(
+    plan: TablePlan,
+    table: string,
+    from: Side,
+    trx: Knex.Transaction | undefined,
+    held: ChangeScope | undefined,
+  ): WriteSite {
+    const side = from === 'source' ? this.engine.source : this.engine.target;
+    const keyCols = from === 'source' ? plan.sourceKey : plan.targetKey;
+    const root = from === 'source' ? this.root : side.knex;
+    return { plan, from, table, keyCols, dialect: side.dialect, root, trx, held };
   }
 
   private targetTransaction(scope: Scope): Promise<Knex.Transaction> {
@@ -254,42 +230,91 @@ class KnexBinding {
 
   /** Runs a write and reports the keys it touched (after commit, or into the open transaction). */
   private async write(qb: Builder, site: WriteSite): Promise<unknown> {
-    const { keyCols, dialect } = site;
+    const { keyCols } = site;
     const single = qb._single;
-    const setsKey =
-      qb._method === 'update' && keyCols.some((c) => c in (single.update ?? {}) || c in (single.counter ?? {}));
+    const method = qb._method;
+    const set = { ...single.update, ...single.counter };
     const user = single.returning;
-    const plainUser = user === undefined || isPlainReturning(user);
+    const data = single.insert;
+    const list = Array.isArray(data) ? data : [data];
+    const rows = list.every((r) => r?.constructor === Object) ? (list as Row[]) : undefined;
+    const conflict = ([] as unknown[])
+      .concat(single.onConflict ?? [])
+      .filter((c): c is string => typeof c === 'string');
+    const strategy = chooseKeyStrategy(site.dialect, keyCols, {
+      op: method === 'del' ? 'delete' : method === 'update' ? 'update' : single.onConflict ? 'upsert' : 'insert',
+      rows,
+      setsKey: keyCols.some((c) => c in set),
+      // Knex compiles RETURNING itself only where the engine has it; the app's own must be plain columns.
+      canReturn: site.dialect.knexReturning && (user === undefined || isPlainReturning(user)),
+      conflictColumns: conflict,
+    });
     const changes: Change[] = [];
+    const op = method === 'del' ? 'delete' : 'upsert';
+    const push = (keys: readonly Key[]) => {
+      for (const key of keys) changes.push({ table: site.table, key, op });
+    };
     let result: unknown;
-    if (dialect.knexReturning && !setsKey && plainUser) {
-      const all = user === undefined || user === '*' || (Array.isArray(user) && user.includes('*'));
-      qb[RETURNING] = { user, rows: undefined, project: all ? undefined : ([] as string[]).concat(user as string[]) };
-      qb.returning(qb._method === 'del' ? [...keyCols] : '*');
-      result = await this.run.call(qb);
-      for (const row of qb[RETURNING]?.rows ?? []) changes.push(change(site, row, qb._method === 'del'));
-    } else if (qb._method === 'insert') {
-      result = await this.insertWithoutReturning(qb, site, changes);
-    } else {
-      result = await this.inTransaction(site, async (trx) => {
-        const keys = await this.lockKeys(trx, qb, keyCols);
-        if (single.limit !== undefined && keys.length) whereKeys(qb, keyCols, keys);
-        const r = await this.run.call(qb.transacting(trx));
-        for (const key of keys)
-          changes.push({ table: site.table, key, op: qb._method === 'del' ? 'delete' : 'upsert' });
-        if (setsKey) {
-          // The rows now live under new keys: each key column set to a plain value moves there.
-          const set = { ...single.update, ...single.counter };
-          const moved = keys.map((k) => keyCols.map((c, i) => (c in set ? set[c] : k[i])));
+    switch (strategy.kind) {
+      case 'returning': {
+        const all = user === undefined || user === '*' || (Array.isArray(user) && user.includes('*'));
+        qb[RETURNING] = { user, rows: undefined, project: all ? undefined : ([] as string[]).concat(user as string[]) };
+        qb.returning(method === 'del' ? [...keyCols] : '*');
+        result = await this.run.call(qb);
+        for (const row of qb[RETURNING]?.rows ?? []) changes.push(change(site, row, method === 'del'));
+        break;
+      }
+      case 'data':
+        result = await this.run.call(qb);
+        push((rows ?? []).map((row) => keyCols.map((c) => row[c])));
+        break;
+      case 'conflict-select':
+        result = await this.inTransaction(site, async (trx) => {
+          const r = await this.run.call(qb.transacting(trx));
+          const cols = strategy.columns;
+          const q = trx(tableName(single.table) as string).select([...keyCols]);
+          const found = (await whereKeys(
+            q,
+            cols,
+            (rows ?? []).map((row) => cols.map((c) => row[c])),
+          )) as Row[];
+          push(found.map((f) => keyCols.map((c) => f[c])));
+          return r;
+        });
+        break;
+      case 'one-by-one':
+        result = await this.inTransaction(site, async (trx) => {
+          const ids: unknown[] = [];
+          for (const row of rows ?? []) {
+            const one = this.clone.call(qb);
+            one._single.insert = row;
+            ids.push(((await this.run.call(one.transacting(trx))) as unknown[])[0]);
+          }
+          push(ids.map((id) => [id]));
+          return [ids[0]];
+        });
+        break;
+      case 'lock-select':
+        result = await this.inTransaction(site, async (trx) => {
+          const keys = await this.lockKeys(trx, qb, keyCols);
+          if (single.limit !== undefined && keys.length) whereKeys(qb, keyCols, keys);
+          const r = await this.run.call(qb.transacting(trx));
+          push(keys);
+          // Rows whose key column was set to a plain value now live under the new key.
+          if (!keyCols.some((c) => c in set)) return r;
           if (keyCols.every((c) => !(c in set) || isPlainValue(set[c]))) {
-            for (const key of moved) changes.push({ table: site.table, key, op: 'upsert' });
+            for (const k of keys)
+              changes.push({ table: site.table, key: keyCols.map((c, i) => (c in set ? set[c] : k[i])), op: 'upsert' });
           } else this.engine.countUncaptured(site.table, 'key_set_to_expression');
-        }
-        return r;
-      });
+          return r;
+        });
+        break;
+      case 'uncaptured':
+        this.engine.countUncaptured(site.table, strategy.reason);
+        result = await this.run.call(qb);
     }
     await this.emit(site, changes);
-    return this.shapeForApp(result, qb._method, user, site, changes);
+    return this.shapeForApp(result, method, user, site, changes);
   }
 
   /**
@@ -322,60 +347,6 @@ class KnexBinding {
     return result;
   }
 
-  /** Inserts where RETURNING is not available: keys from the data, else one row at a time for its insert id. */
-  private async insertWithoutReturning(qb: Builder, site: WriteSite, changes: Change[]): Promise<unknown> {
-    const { keyCols } = site;
-    const data = qb._single.insert;
-    const rows = (Array.isArray(data) ? data : [data]).filter((r): r is Row => !!r && typeof r === 'object');
-    if (
-      rows.length === 0 ||
-      rows.length !== (Array.isArray(data) ? data.length : 1) ||
-      !rows.every((r) => r.constructor === Object)
-    ) {
-      this.engine.countUncaptured(site.table, 'insert_from_query');
-      return this.run.call(qb);
-    }
-    if (rows.every((r) => keyCols.every((c) => r[c] !== undefined && isPlainValue(r[c])))) {
-      const r = await this.run.call(qb);
-      for (const row of rows) changes.push({ table: site.table, key: keyCols.map((c) => row[c]), op: 'upsert' });
-      return r;
-    }
-    const conflict = qb._single.onConflict;
-    if (conflict !== undefined) {
-      const cols = ([] as unknown[]).concat(conflict).filter((c): c is string => typeof c === 'string');
-      if (cols.length === 0 || !rows.every((r) => cols.every((c) => r[c] !== undefined))) {
-        this.engine.countUncaptured(site.table, 'upsert_without_conflict_columns');
-        return this.run.call(qb);
-      }
-      return this.inTransaction(site, async (trx) => {
-        const r = await this.run.call(qb.transacting(trx));
-        const found = await whereKeys(
-          trx(tableName(qb._single.table) as string).select([...keyCols]),
-          cols,
-          rows.map((row) => cols.map((c) => row[c])),
-        );
-        for (const f of found as Row[]) changes.push(change(site, f, false));
-        return r;
-      });
-    }
-    if (keyCols.length !== 1) {
-      this.engine.countUncaptured(site.table, 'generated_composite_key');
-      return this.run.call(qb);
-    }
-    // Auto-increment ids of a multi-row insert are not trusted to be consecutive: insert one by one.
-    return this.inTransaction(site, async (trx) => {
-      const ids: unknown[] = [];
-      for (const row of rows) {
-        const one = this.clone.call(qb);
-        one._single.insert = row;
-        const r = (await this.run.call(one.transacting(trx))) as unknown[];
-        ids.push(r[0]);
-        changes.push({ table: site.table, key: [r[0]], op: 'upsert' });
-      }
-      return [ids[0]];
-    });
-  }
-
   /** Selects and locks the keys a write's WHERE matches, in the write's transaction. */
   private async lockKeys(trx: Knex.Transaction, qb: Builder, keyCols: readonly string[]): Promise<Key[]> {
     const sel = trx.from(qb._single.table as string).select([...keyCols]) as Builder;
@@ -397,7 +368,7 @@ class KnexBinding {
 
   private async emit(site: WriteSite, changes: Change[]): Promise<void> {
     if (changes.length === 0) return;
-    if (site.buffer) site.buffer.push(...changes);
+    if (site.held) site.held.hold(site.from, changes);
     else await this.engine.capture(changes, site.from);
   }
 
@@ -427,9 +398,8 @@ class KnexBinding {
     const scope: Scope = {
       raw,
       parent,
-      changes: { source: [], target: [] },
+      changes: new ChangeScope(this.engine, parent?.changes),
       target: undefined,
-      gate: undefined,
       rolledBack: false,
       released: new Promise<void>((r) => {
         done = r;
@@ -454,25 +424,11 @@ class KnexBinding {
       }
       return commit.call(raw, v);
     }) as typeof raw.commit;
-    const leave = () => {
-      scope.gate?.then((release) => release());
+    const dropped = () => {
+      scope.changes.rollback();
       done();
     };
-    raw.executionPromise.then(
-      () => {
-        if (scope.rolledBack) return leave();
-        if (parent) {
-          parent.changes.source.push(...scope.changes.source);
-          parent.changes.target.push(...scope.changes.target);
-          return done();
-        }
-        Promise.all([
-          this.engine.capture(scope.changes.source, 'source'),
-          this.engine.capture(scope.changes.target, 'target'),
-        ]).then(leave, leave);
-      },
-      () => leave(),
-    );
+    raw.executionPromise.then(() => (scope.rolledBack ? dropped() : scope.changes.commit().then(done, done)), dropped);
     return scope;
   }
 
@@ -519,8 +475,4 @@ function tableName(t: unknown): string | undefined {
 function isPlainReturning(r: unknown): boolean {
   const list = Array.isArray(r) ? r : [r];
   return list.every((x) => typeof x === 'string' && (x === '*' || PLAIN.test(x)));
-}
-
-function isPlainValue(v: unknown): boolean {
-  return v === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof v) || v instanceof Date;
 }

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Change, Engine, TablePlan } from '@midflight/core';
+import { ChangeScope, type Engine, type TablePlan } from '@midflight/core';
 import { Prisma } from '@prisma/client/extension';
 import { datamodelOf, delegateName, type ModelInfo, readModels } from './models.js';
 import { type Args, type Db, runWrite, type Site } from './write.js';
@@ -29,12 +29,11 @@ interface Scope {
   tx: Db | undefined;
   /** A batch `$transaction([...])` runs its statements inside this interactive one. */
   adopt: boolean;
-  readonly changes: { source: Change[]; target: Change[] };
+  /** Its changes and write-gate hold; core decides what happens when it ends. */
+  readonly changes: ChangeScope;
   /** The target transaction beside this one, opened on the first write there (`rampdown`). */
   target: Promise<Held> | undefined;
   targetCommitted: boolean;
-  /** The engine's write gate, entered at the first write and left when the transaction ends. */
-  gate?: Promise<() => void>;
 }
 interface Held {
   readonly db: Db;
@@ -128,12 +127,8 @@ class PrismaBinding {
     }
     // A write passes the engine's gate (held during a cutover), then decides its side again.
     let done: (() => void) | undefined;
-    if (scope) {
-      let root = scope;
-      while (root.parent) root = root.parent;
-      root.gate ??= this.engine.beginWrite();
-      await root.gate;
-    } else done = await this.engine.beginWrite();
+    if (scope) await scope.changes.enterGate();
+    else done = await this.engine.beginWrite();
     try {
       return await this.write(p, info, info.plan, scope, exec);
     } finally {
@@ -161,7 +156,7 @@ class PrismaBinding {
       open: (fn) => ((targetFirst ? this.target : this.base) as unknown as TxClient).$transaction(fn as never) as never,
     };
     const { result, changes } = await this.bypass.run(true, () => runWrite(this.engine, info, operation, args, site));
-    if (scope) scope.changes[site.from].push(...changes);
+    if (scope) scope.changes.hold(site.from, changes);
     else await this.engine.capture(changes, site.from);
     return result;
   }
@@ -191,7 +186,7 @@ class PrismaBinding {
       options,
       tx: undefined,
       adopt: false,
-      changes: { source: [], target: [] },
+      changes: new ChangeScope(this.engine, parent?.changes),
       target: undefined,
       targetCommitted: false,
     };
@@ -217,26 +212,12 @@ class PrismaBinding {
       result = await ctx._transactionWithCallback({ callback, options });
     } catch (e) {
       // The authoritative target committed and the source did not: the target's writes stand.
-      if (scope.targetCommitted) await this.release(scope, true);
-      scope.gate?.then((leave) => leave());
+      if (scope.targetCommitted) await scope.changes.commit('target');
+      else scope.changes.rollback();
       throw e;
     }
-    await this.release(scope, false);
-    scope.gate?.then((leave) => leave());
+    await scope.changes.commit();
     return result;
-  }
-
-  private async release(scope: Scope, targetOnly: boolean): Promise<void> {
-    const { source, target } = scope.changes;
-    if (scope.parent) {
-      if (!targetOnly) scope.parent.changes.source.push(...source);
-      scope.parent.changes.target.push(...target);
-      return;
-    }
-    await Promise.all([
-      targetOnly ? undefined : this.engine.capture(source, 'source'),
-      this.engine.capture(target, 'target'),
-    ]);
   }
 
   private async adopt(scope: Scope, promises: unknown[]): Promise<unknown[]> {

@@ -1,4 +1,4 @@
-import type { Change, Engine, Key, Row, Side } from '@midflight/core';
+import { type Change, chooseKeyStrategy, type Engine, type Key, type Row, type Side } from '@midflight/core';
 import { delegateName, type ModelInfo } from './models.js';
 
 export type Args = Record<string, unknown>;
@@ -106,53 +106,56 @@ export async function runWrite(
       for (const r of rows) upsert(r);
       return { result: rows.map((r) => strip(r, added)), changes };
     }
-    case 'createMany': {
-      const rows = ([] as Row[]).concat((args.data ?? []) as Row[]);
-      const { data, skipDuplicates } = args;
-      if (site.returning) {
-        const created = (await on(site.tx ?? site.root).createManyAndReturn({ data, skipDuplicates })) as Row[];
-        for (const r of created) upsert(r);
-        return { result: { count: created.length }, changes };
-      }
-      if (rows.every((r) => keyFields.every((f) => r[f] !== undefined))) {
-        const result = await site.exec(args);
-        for (const r of rows) upsert(r, false);
-        return { result, changes };
-      }
-      if (keyFields.length !== 1 || skipDuplicates) {
-        engine.countUncaptured(table, 'generated_key_without_returning');
-        return { result: await site.exec(args), changes };
-      }
-      // Generated ids of a multi-row insert are not trusted to be consecutive: insert one by one.
-      await inTx(async (db) => {
-        for (const r of rows) upsert((await on(db).create({ data: r, select: keySelect })) as Row, false);
+    case 'createMany':
+    case 'updateMany':
+    case 'deleteMany': {
+      const rows = op === 'createMany' ? ([] as Row[]).concat((args.data ?? []) as Row[]) : undefined;
+      const strategy = chooseKeyStrategy(engine[site.from].dialect, keyFields, {
+        op: op === 'createMany' ? 'insert' : op === 'updateMany' ? 'update' : 'delete',
+        rows,
+        setsKey: op === 'updateMany' && setsKey(args.data, keyFields),
+        // createManyAndReturn / updateManyAndReturn exist where the engine has RETURNING; deleteMany has none.
+        canReturn: site.returning && op !== 'deleteMany',
+        skipDuplicates: args.skipDuplicates === true,
       });
-      return { result: { count: rows.length }, changes };
-    }
-    case 'updateMany': {
-      if (setsKey(args.data, keyFields)) engine.countUncaptured(table, 'key_set_by_update_many');
-      if (site.returning) {
-        const { where, data, limit } = args;
-        const rows = (await on(site.tx ?? site.root).updateManyAndReturn({ where, data, limit })) as Row[];
-        for (const r of rows) upsert(r);
-        return { result: { count: rows.length }, changes };
+      switch (strategy.kind) {
+        case 'returning': {
+          const { where, data, limit, skipDuplicates } = args;
+          const returned = (await (op === 'createMany'
+            ? on(site.tx ?? site.root).createManyAndReturn({ data, skipDuplicates })
+            : on(site.tx ?? site.root).updateManyAndReturn({ where, data, limit }))) as Row[];
+          for (const r of returned) upsert(r);
+          return { result: { count: returned.length }, changes };
+        }
+        case 'data': {
+          const result = await site.exec(args);
+          for (const r of rows ?? []) upsert(r, false);
+          return { result, changes };
+        }
+        case 'one-by-one':
+          await inTx(async (db) => {
+            for (const r of rows ?? []) upsert((await on(db).create({ data: r, select: keySelect })) as Row, false);
+          });
+          return { result: { count: rows?.length ?? 0 }, changes };
+        case 'lock-select': {
+          if (op === 'updateMany' && setsKey(args.data, keyFields))
+            engine.countUncaptured(table, 'key_set_by_update_many');
+          const result = await inTx(async (db) => {
+            const { found, where } = await restrict(db);
+            if (found.length === 0) return { count: 0 };
+            for (const r of found)
+              changes.push({ table, key: keyOf(r), op: op === 'deleteMany' ? 'delete' : 'upsert' });
+            return stmt(db, op, { ...args, where, limit: undefined });
+          });
+          return { result, changes };
+        }
+        default:
+          engine.countUncaptured(table, strategy.kind === 'uncaptured' ? strategy.reason : strategy.kind);
+          return { result: await site.exec(args), changes };
       }
-      return bulk(false);
     }
-    case 'deleteMany':
-      return bulk(true);
     default:
       return { result: await site.exec(args), changes };
-  }
-
-  async function bulk(del: boolean) {
-    const result = await inTx(async (db) => {
-      const { found, where } = await restrict(db);
-      if (found.length === 0) return { count: 0 };
-      for (const r of found) changes.push({ table, key: keyOf(r), op: del ? 'delete' : 'upsert' });
-      return stmt(db, op, { ...args, where, limit: undefined });
-    });
-    return { result, changes };
   }
 }
 

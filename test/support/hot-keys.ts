@@ -80,7 +80,7 @@ export function hotKeySuite(o: HotKeyOptions): void {
           ),
         );
         for (const r of results) {
-          expect(r.errors).toEqual([]);
+          expect(r.errors.join('\n')).toBe('');
           expect(r.failed).toBe(0);
           expect(r.deadLetters).toBe(0);
           expect(r.uncaptured ?? 0).toBe(0);

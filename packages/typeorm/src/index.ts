@@ -1,5 +1,5 @@
 import type { Change, Engine, Side, TablePlan } from '@midflight/core';
-import { authority, MidflightError, mirrors } from '@midflight/core';
+import { authority, ChangeScope, MidflightError, mirrors } from '@midflight/core';
 import type {
   AfterQueryEvent,
   BeforeQueryEvent,
@@ -36,17 +36,12 @@ interface Site {
   readonly keyColumns: readonly string[];
 }
 
-interface Held {
-  readonly change: Change;
-  readonly from: Side;
-}
-
 interface RunnerState {
-  /** Changes held per open transaction level (savepoints nest), released on the outer commit. */
-  frames: Held[][];
+  /** The innermost open transaction level (savepoints nest); core holds its changes and gate. */
+  scope?: ChangeScope | undefined;
   /** ORM write events under way on this runner: a write statement outside them is raw SQL. */
   ormWrites: number;
-  /** Leaves the engine's write gate (entered by the first write, left when it or its transaction ends). */
+  /** The write gate held by a write outside any transaction, left when the write ends. */
   gate?: Promise<() => void> | undefined;
 }
 
@@ -198,44 +193,36 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
   }
 
   afterTransactionStart(e: TransactionStartEvent): void {
-    this.state(e.queryRunner).frames.push([]);
+    const state = this.state(e.queryRunner);
+    state.scope = new ChangeScope(this.engine, state.scope);
   }
 
   async afterTransactionCommit(e: TransactionCommitEvent): Promise<void> {
     const state = this.state(e.queryRunner);
-    const top = state.frames.pop() ?? [];
+    let top = state.scope;
+    if (!top) return;
     if (e.queryRunner.isTransactionActive) {
       // A savepoint was released: its changes now belong to the enclosing transaction.
-      const parent = state.frames.at(-1);
-      if (parent) parent.push(...top);
-      else state.frames.push(top);
+      if (top.parent) {
+        state.scope = top.parent;
+        await top.commit();
+      }
       return;
     }
-    const held = [...state.frames.flat(), ...top];
-    state.frames = [];
+    state.scope = undefined;
     state.ormWrites = 0;
-    try {
-      await Promise.all(
-        (['source', 'target'] as const).map((side) =>
-          this.engine.capture(
-            held.filter((h) => h.from === side).map((h) => h.change),
-            side,
-          ),
-        ),
-      );
-    } finally {
-      this.leaveGate(e.queryRunner);
-    }
+    for (; top.parent; top = top.parent) await top.commit();
+    await top.commit();
   }
 
   afterTransactionRollback(e: TransactionRollbackEvent): void {
     const state = this.state(e.queryRunner);
-    state.frames.pop();
-    if (!e.queryRunner.isTransactionActive) {
-      state.frames = [];
-      state.ormWrites = 0;
-      this.leaveGate(e.queryRunner);
+    for (let top = state.scope; top; top = top.parent) {
+      top.rollback();
+      state.scope = top.parent;
+      if (e.queryRunner.isTransactionActive) return; // only the savepoint
     }
+    state.ormWrites = 0;
   }
 
   /**
@@ -246,6 +233,10 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
     const name = e.metadata.tableName;
     if (!(e.dataSource === this.target ? this.engine.planByTarget(name) : this.engine.plan(name))) return;
     const state = this.state(e.queryRunner);
+    if (e.queryRunner.isTransactionActive) {
+      state.scope ??= new ChangeScope(this.engine);
+      return state.scope.enterGate();
+    }
     // Before-events of one statement's rows fire together: enter once for all of them.
     state.gate ??= this.engine.beginWrite();
     await state.gate;
@@ -260,7 +251,7 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
   private state(runner: QueryRunner): RunnerState {
     let state = this.runners.get(runner);
     if (!state) {
-      state = { frames: [], ormWrites: 0 };
+      state = { ormWrites: 0 };
       this.runners.set(runner, state);
     }
     return state;
@@ -338,7 +329,7 @@ export class MidflightSubscriber implements EntitySubscriberInterface {
     if (changes.length === 0) return;
     if (!runner.isTransactionActive) return this.engine.capture(changes, from);
     const state = this.state(runner);
-    if (state.frames.length === 0) state.frames.push([]);
-    state.frames.at(-1)?.push(...changes.map((change) => ({ change, from })));
+    state.scope ??= new ChangeScope(this.engine);
+    state.scope.hold(from, changes);
   }
 }

@@ -232,7 +232,12 @@ describe('UnleashFlags on a real Unleash', () => {
     await admin.setStage(m, 'live');
     await seen(restarted, m, { ...expected, stage: 'live' }, 10_000);
     await seen(fresh, m, { ...expected, stage: 'live' }, 10_000);
-    expect(restarted.status()).toMatchObject({ synchronized: true, reachable: true });
+    // The state and the status flags are updated by separate client events: wait for both.
+    await waitFor(
+      () => restarted.status().synchronized === true && restarted.status().reachable === true,
+      10_000,
+      'the restarted provider to be synchronised again',
+    );
 
     // No token in anything logged.
     const text = JSON.stringify(logged);
